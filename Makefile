@@ -1,0 +1,124 @@
+# keyhole: permit-gated secrets for AI agents and the tools they drive.
+#
+#   make            build libkeyhole, keyhole, keyholed
+#   make check      run every test (SANITIZE=1 for ASan and UBSan)
+#   make demo       run the end-to-end demo in a temporary directory
+#   make install    honours DESTDIR, PREFIX, SYSCONFDIR, LIBDIR
+#   make deps       install missing Debian build and test packages
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR    ?= $(PREFIX)/share
+SYSCONFDIR ?= /etc
+RUNSTATEDIR ?= /run
+LOCALSTATEDIR ?= /var
+
+CC     ?= cc
+CFLAGS ?= -O2 -g
+
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD    ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+else
+BUILD    ?= build
+SANFLAGS :=
+endif
+
+PKG_LIB    := libsodium jansson
+PKG_DAEMON := fuse3
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
+        -Wmissing-prototypes -Wno-missing-field-initializers
+DEFS := -D_GNU_SOURCE -DKH_SYSCONFDIR='"$(SYSCONFDIR)"' \
+        -DKH_RUNSTATEDIR='"$(RUNSTATEDIR)"' \
+        -DKH_LOCALSTATEDIR='"$(LOCALSTATEDIR)"'
+
+KH_CFLAGS = -std=c11 $(WARN) $(DEFS) -fPIC -fstack-protector-strong \
+            -Icore/include $(shell pkg-config --cflags $(PKG_LIB)) \
+            $(SANFLAGS) $(CFLAGS) -MMD -MP
+KH_LDFLAGS = $(SANFLAGS) -Wl,-z,relro,-z,now $(LDFLAGS)
+LIB_LIBS   = $(shell pkg-config --libs $(PKG_LIB))
+
+LIB_SRC    := $(sort $(wildcard core/lib/*.c))
+CLI_SRC    := $(sort $(wildcard core/cli/*.c))
+DAEMON_SRC := $(sort $(wildcard fusefs/*.c))
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_HELPER_SRC := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+UNIT_HELPER_OBJ := $(UNIT_HELPER_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+LIBKEYHOLE := $(BUILD)/libkeyhole.a
+KEYHOLE    := $(BUILD)/keyhole
+KEYHOLED   := $(BUILD)/keyholed
+
+.PHONY: all check demo install clean deps bench unit
+all: $(KEYHOLE) $(KEYHOLED)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(KH_CFLAGS) -c $< -o $@
+
+$(BUILD)/fusefs/%.o: fusefs/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(KH_CFLAGS) $(shell pkg-config --cflags $(PKG_DAEMON)) -c $< -o $@
+
+$(LIBKEYHOLE): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(KEYHOLE): $(CLI_OBJ) $(LIBKEYHOLE)
+	$(CC) $(KH_LDFLAGS) -o $@ $(CLI_OBJ) $(LIBKEYHOLE) $(LIB_LIBS)
+
+$(KEYHOLED): $(DAEMON_OBJ) $(LIBKEYHOLE)
+	$(CC) $(KH_LDFLAGS) -o $@ $(DAEMON_OBJ) $(LIBKEYHOLE) \
+	    $(shell pkg-config --libs $(PKG_DAEMON)) $(LIB_LIBS) -lpthread
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(LIBKEYHOLE)
+	@mkdir -p $(dir $@)
+	$(CC) $(KH_LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJ) $(LIBKEYHOLE) $(LIB_LIBS)
+
+unit: $(UNIT_BIN)
+
+deps:
+	@sh packaging/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all unit
+	@KH_BUILD=$(BUILD) SANITIZE=$(SANITIZE) sh tests/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@KH_BUILD=$(BUILD) sh tests/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@KH_BUILD=$(BUILD) sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
+	install -m 0755 $(KEYHOLE) $(DESTDIR)$(BINDIR)/keyhole
+	install -m 0755 $(KEYHOLED) $(DESTDIR)$(SBINDIR)/keyholed
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/keyhole
+	install -m 0644 $(LIBKEYHOLE) $(DESTDIR)$(LIBDIR)/libkeyhole.a
+	install -m 0644 core/include/keyhole/*.h $(DESTDIR)$(INCLUDEDIR)/keyhole/
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/keyhole
+	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/keyhole/credstore
+	install -d -m 0755 $(DESTDIR)$(DATADIR)/doc/keyhole/examples
+	install -m 0644 packaging/keyhole.json packaging/policy.json \
+	    $(DESTDIR)$(DATADIR)/doc/keyhole/examples/
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) \
+         $(UNIT_BIN:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
+         $(UNIT_HELPER_OBJ:.o=.d)

@@ -1,0 +1,28 @@
+/* Error reporting shared by every libkeyhole module. */
+#ifndef KEYHOLE_ERROR_H
+#define KEYHOLE_ERROR_H
+
+#include <stddef.h>
+
+/*
+ * A human-readable explanation of a failure. Library calls return 0 or a
+ * negative errno and, when given a non-NULL struct kh_err, fill msg with
+ * the failing value (a JSON path, a file name, a claim) and the fix.
+ * The message never contains secret or key material.
+ */
+struct kh_err {
+	char msg[512];
+};
+
+/* Formats msg into err; does nothing when err is NULL. */
+void kh_err_set(struct kh_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Prepends "prefix: " to an existing message, for context from callers. */
+void kh_err_prefix(struct kh_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Clears err so that callers can tell whether a message was set. */
+void kh_err_clear(struct kh_err *err);
+
+#endif

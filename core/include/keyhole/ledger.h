@@ -1,0 +1,56 @@
+/*
+ * The ledger: counters that decisions consult and that survive restarts
+ * because keyholed rebuilds them from the DPR log. It tracks permits
+ * minted per (rule, uid) with time and budget amount (for rate and
+ * budget limits), uses consumed per jti, and revoked jtis. Entries for
+ * expired permits and for events older than a rule's window are pruned.
+ * Not thread-safe: keyholed serialises access with its own lock.
+ */
+#ifndef KEYHOLE_LEDGER_H
+#define KEYHOLE_LEDGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct kh_ledger;
+
+int kh_ledger_new(struct kh_ledger **out);
+void kh_ledger_free(struct kh_ledger *ledger);
+
+/*
+ * Records a permit decision for (rule, uid) at time. amount is the
+ * budget amount charged, 0 when the rule has no budget.
+ */
+int kh_ledger_note_mint(struct kh_ledger *ledger, const char *rule,
+			uid_t uid, int64_t time, double amount);
+
+/* Number of mints for (rule, uid) with time in (now - per, now]. */
+uint64_t kh_ledger_rate(const struct kh_ledger *ledger, const char *rule,
+			uid_t uid, int64_t now, int64_t per);
+
+/* Sum of amounts for (rule, uid) with time in (now - per, now]. */
+double kh_ledger_budget(const struct kh_ledger *ledger, const char *rule,
+			uid_t uid, int64_t now, int64_t per);
+
+/* Counts one use of jti (expiring at exp); returns the new total. */
+uint32_t kh_ledger_note_use(struct kh_ledger *ledger, const char *jti,
+			    int64_t exp);
+
+/* Uses consumed so far by jti. */
+uint32_t kh_ledger_uses(const struct kh_ledger *ledger, const char *jti);
+
+/* Marks jti revoked until exp. */
+int kh_ledger_note_revoke(struct kh_ledger *ledger, const char *jti,
+			  int64_t exp);
+
+bool kh_ledger_is_revoked(const struct kh_ledger *ledger, const char *jti);
+
+/*
+ * Drops uses and revocations of permits that expired before now, and
+ * mint events older than now - max_window.
+ */
+void kh_ledger_prune(struct kh_ledger *ledger, int64_t now,
+		     int64_t max_window);
+
+#endif

@@ -1,0 +1,134 @@
+/*
+ * Permits: JWS compact tokens (RFC 7515) with header
+ * {"alg":"EdDSA","typ":"keyhole-permit+jwt","kid":...}, signed with
+ * Ed25519, so that any JOSE library can verify them with the public JWK.
+ */
+#ifndef KEYHOLE_PERMIT_H
+#define KEYHOLE_PERMIT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "keyhole/error.h"
+#include "keyhole/key.h"
+
+/* Clock skew tolerated on iat, in seconds. */
+#define KH_PERMIT_SKEW 30
+
+/* Largest permit token accepted, in bytes. */
+#define KH_PERMIT_MAX 16384
+
+/* jti: 128 random bits, base64url without padding. */
+#define KH_JTI_LEN 22
+
+/*
+ * Outcome of a permit check. Each failure has its own value so that the
+ * DPR and the agent see exactly why; kh_verdict_str gives the wording.
+ */
+enum kh_verdict {
+	KH_VERDICT_OK = 0,
+	KH_VERDICT_MALFORMED,         /* "malformed" */
+	KH_VERDICT_UNSUPPORTED,       /* "unsupported alg or typ" */
+	KH_VERDICT_UNKNOWN_KID,       /* "unknown kid" */
+	KH_VERDICT_BAD_SIGNATURE,     /* "bad signature" */
+	KH_VERDICT_WRONG_TENANT,      /* "wrong tenant" */
+	KH_VERDICT_WRONG_ENV,         /* "wrong environment" */
+	KH_VERDICT_NOT_YET_VALID,     /* "not yet valid" */
+	KH_VERDICT_EXPIRED,           /* "expired" */
+	KH_VERDICT_SUBJECT_MISMATCH,  /* "subject mismatch" */
+	KH_VERDICT_ACTION_MISMATCH,   /* "action mismatch" */
+	KH_VERDICT_POLICY_CHANGED,    /* "issued under another policy version" */
+	KH_VERDICT_USES_EXHAUSTED,    /* "uses exhausted" */
+	KH_VERDICT_SECRET_NOT_GRANTED,/* "secret not granted" */
+	KH_VERDICT_REVOKED,           /* "revoked" */
+};
+
+/* Stable lowercase wording of a verdict, as listed above. */
+const char *kh_verdict_str(enum kh_verdict verdict);
+
+/* A set of verification keys, looked up by kid. */
+struct kh_keyring {
+	const struct kh_key *keys[8];
+	size_t count;
+};
+
+/*
+ * A decoded permit. claims owns everything; the string pointers point
+ * into it and stay valid until kh_permit_clear.
+ */
+struct kh_permit {
+	json_t *claims;
+	char kid[KH_KID_LEN + 1];
+	const char *iss;
+	const char *tenant;
+	const char *env;
+	const char *hA;
+	const char *hP;
+	const char *hS;
+	const char *jti;
+	const char *rule;
+	const char *sid;      /* session id, NULL when absent */
+	uid_t uid;            /* from sub "uid:<n>" */
+	int64_t iat;
+	int64_t exp;
+	uint32_t uses;        /* grants.uses */
+	const json_t *secrets;/* grants.secrets, array of strings */
+};
+
+/*
+ * Signs claims (borrowed; must contain every required claim, see
+ * kh_permit_decode) into a compact JWS. *token is malloc'd.
+ */
+int kh_permit_mint(const struct kh_key *key, const json_t *claims,
+		   char **token, struct kh_err *err)
+	__attribute__((warn_unused_result));
+
+/*
+ * Builds a new random jti (128 bits, base64url, no padding).
+ */
+void kh_permit_new_jti(char jti[KH_JTI_LEN + 1]);
+
+/*
+ * Decodes and authenticates a token: structure (MALFORMED), header alg
+ * and typ (UNSUPPORTED), kid in ring (UNKNOWN_KID), Ed25519 signature
+ * (BAD_SIGNATURE), then the claim schema (MALFORMED): iss, sub
+ * "uid:<n>", tenant, env, hA, hP, hS (64 lowercase hex), iat, exp
+ * (integers, exp > iat), jti, rule, grants {secrets[], uses >= 1},
+ * constraints (object). Unknown claims other than "sid" are MALFORMED.
+ * Trailing whitespace (a newline) after the token is accepted.
+ * On any failure *out is cleared.
+ */
+enum kh_verdict kh_permit_decode(const char *token, size_t len,
+				 const struct kh_keyring *ring,
+				 struct kh_permit *out, struct kh_err *err)
+	__attribute__((warn_unused_result));
+
+/*
+ * What the verifier expects. A NULL string or a negative number skips
+ * that check. Checks run in this order: tenant, env, iat - skew > now
+ * (NOT_YET_VALID), exp <= now (EXPIRED), uid, hA, hP, uses_spent >=
+ * uses (USES_EXHAUSTED), secret in grants.secrets, revoked.
+ */
+struct kh_permit_expect {
+	const char *tenant;
+	const char *env;
+	int64_t now;
+	int64_t uid;          /* -1 to skip */
+	const char *hA;
+	const char *hP;
+	const char *secret;
+	int64_t uses_spent;   /* -1 to skip */
+	bool revoked;
+};
+
+enum kh_verdict kh_permit_check(const struct kh_permit *permit,
+				const struct kh_permit_expect *expect,
+				struct kh_err *err)
+	__attribute__((warn_unused_result));
+
+/* Releases the claims and clears the struct; accepts a cleared struct. */
+void kh_permit_clear(struct kh_permit *permit);
+
+#endif
