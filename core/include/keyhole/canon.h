@@ -16,10 +16,15 @@
 
 /*
  * Parses one JSON text strictly: duplicate object keys, invalid UTF-8,
- * lone surrogates, NaN/Infinity, integers beyond +-2^53 and trailing data
- * are rejected. Strings may contain U+0000 (use json_string_length).
- * On failure returns -EINVAL (or -ENOMEM) and err names the JSON path
- * ("$.rules[2].id" style) and, where known, the line.
+ * lone surrogates, NaN/Infinity, integers beyond +-2^53, nesting deeper
+ * than 2048 levels and trailing data are rejected. Any value may be the
+ * top level (RFC 8259). Strings may contain U+0000 (use
+ * json_string_length), but object keys may not, because jansson 2.14
+ * rejects them. On failure returns -EINVAL (or -ENOMEM) and err names
+ * the JSON path ("$.rules[2].id" style) and, for syntax errors, the line
+ * and column. Apart from member names and a rejected byte, \u escape
+ * or integer, err does not repeat input text, so string values such as
+ * private key material in a malformed file stay out of logs.
  * On success *out holds a new reference.
  */
 int kh_json_parse(const char *text, size_t len, json_t **out,
@@ -32,7 +37,9 @@ int kh_json_load_file(const char *path, json_t **out, struct kh_err *err)
 
 /*
  * Validates an in-memory value the way kh_json_parse validates text:
- * finite numbers, integers within +-2^53, valid UTF-8 strings.
+ * finite numbers, integers within +-2^53, valid UTF-8 strings and keys,
+ * at most 2048 levels of nesting (which also catches a value that
+ * contains itself). err names the path of the first bad value.
  */
 int kh_json_check(const json_t *value, struct kh_err *err)
 	__attribute__((warn_unused_result));
@@ -48,7 +55,11 @@ int kh_canon_dump(const json_t *value, char **out, size_t *out_len,
 		  struct kh_err *err)
 	__attribute__((warn_unused_result));
 
-/* Formats a double the way ECMAScript Number.prototype.toString does. */
+/*
+ * Formats a double the way ECMAScript Number.prototype.toString does
+ * (shortest round-trip digits, "1e+21", "1e-7", -0 as "0"). Returns 0,
+ * or -EINVAL with buf set to "" for NaN and Infinity.
+ */
 int kh_canon_number(double value, char buf[32]);
 
 /* SHA-256 of len bytes, as 64 lowercase hex digits plus NUL. */
