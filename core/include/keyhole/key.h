@@ -27,16 +27,21 @@ int kh_key_generate(struct kh_key **out, struct kh_err *err)
 /*
  * Loads a JWK file. A private JWK ("d" present) gives a signing key; a
  * public JWK gives a verify-only key. The file must be a regular file;
- * for a private key it must not be readable by group or others and must
+ * for a private key it must not be accessible by group or others and must
  * be owned by the caller's euid or root. The kid is recomputed from "x"
- * and must match a "kid" member when one is present.
+ * and must match a "kid" member when one is present. Members other than
+ * kty, crv, x, d, kid, use ("sig") and alg ("EdDSA") are rejected.
+ * Returns -ELOOP for a symlink, -EPERM for an unsafe private key file,
+ * -EFBIG above 4096 bytes and -EINVAL for an invalid JWK.
  */
 int kh_key_load(const char *path, struct kh_key **out, struct kh_err *err)
 	__attribute__((warn_unused_result));
 
 /*
  * Writes the private JWK to private_path (mode 0600, created with
- * O_EXCL and its final mode) and the public JWK to public_path (0644).
+ * O_EXCL and its final mode) and the public JWK to public_path (0644,
+ * less the bits the umask clears), both canonical and fsync'd. Returns
+ * -EEXIST when either file exists. On failure no new file is left.
  */
 int kh_key_save(const struct kh_key *key, const char *private_path,
 		const char *public_path, struct kh_err *err)

@@ -86,13 +86,16 @@ int kh_permit_mint(const struct kh_key *key, const json_t *claims,
 	__attribute__((warn_unused_result));
 
 /*
- * Builds a new random jti (128 bits, base64url, no padding).
+ * Builds a new random jti (128 bits, base64url, no padding). Returns 0,
+ * or -EIO with jti set to "" (which kh_permit_mint rejects) when
+ * libsodium cannot initialise.
  */
-void kh_permit_new_jti(char jti[KH_JTI_LEN + 1]);
+int kh_permit_new_jti(char jti[KH_JTI_LEN + 1]);
 
 /*
- * Decodes and authenticates a token: structure (MALFORMED), header alg
- * and typ (UNSUPPORTED), kid in ring (UNKNOWN_KID), Ed25519 signature
+ * Decodes and authenticates a token: structure, with a header of exactly
+ * the string members alg, kid and typ (MALFORMED), header alg and typ
+ * values (UNSUPPORTED), kid in ring (UNKNOWN_KID), Ed25519 signature
  * (BAD_SIGNATURE), then the claim schema (MALFORMED): iss, sub
  * "uid:<n>", tenant, env, hA, hP, hS (64 lowercase hex), iat, exp
  * (integers, exp > iat), jti, rule, grants {secrets[], uses >= 1},
