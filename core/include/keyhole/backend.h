@@ -34,12 +34,18 @@ struct kh_fetch_ctx {
 
 struct kh_backend_ops {
 	const char *type;
-	/* Parses conf strictly; base_dir resolves relative paths. */
+	/*
+	 * Parses conf strictly, resolving relative paths against base_dir.
+	 * On failure *state is left NULL and err names the key ("$.dir").
+	 */
 	int (*configure)(const json_t *conf, const char *base_dir,
 			 void **state, struct kh_err *err);
 	/* Lists the secret names this backend serves (new array). */
 	int (*list)(void *state, json_t **names, struct kh_err *err);
-	/* -ENOENT for an unknown name. */
+	/*
+	 * Fetches one secret into sodium_malloc memory, or returns -ENOENT
+	 * for an unknown name. May be called from several threads at once.
+	 */
 	int (*fetch)(void *state, const char *name,
 		     const struct kh_fetch_ctx *ctx, struct kh_secret **out,
 		     struct kh_err *err);
@@ -48,8 +54,11 @@ struct kh_backend_ops {
 	void (*teardown)(void *state);
 };
 
+/* Maximum backend name length. Names match [A-Za-z0-9_-]{1,63}. */
+#define KH_BACKEND_NAME_MAX 63
+
 struct kh_backend {
-	char name[64];
+	char name[KH_BACKEND_NAME_MAX + 1];
 	const struct kh_backend_ops *ops;
 	void *state;
 };
@@ -57,7 +66,13 @@ struct kh_backend {
 /* Finds the ops for type; NULL when unknown. */
 const struct kh_backend_ops *kh_backend_find(const char *type);
 
-/* Configures a backend named name from conf (which holds "type"). */
+/* Returns 1 when name is a valid backend name, 0 otherwise. */
+int kh_backend_name_is_valid(const char *name);
+
+/*
+ * Configures a backend named name from conf, which contains "type". err
+ * starts with "backend <name>" and names the offending key.
+ */
 int kh_backend_open(const char *name, const json_t *conf,
 		    const char *base_dir, struct kh_backend **out,
 		    struct kh_err *err)

@@ -31,7 +31,9 @@ enum kh_policy_change {
 /*
  * Parsed config. Every path is absolute. Required keys: tenant, env,
  * broker_id, permit_key, audit_key, policy, audit_dir. backends is the
- * "backends" object (new reference; may be an empty object).
+ * "backends" object (new reference; may be an empty object). Loading
+ * checks only each name and that each entry has a string "type", because
+ * kh_backend_open checks the rest.
  */
 struct kh_config {
 	char path[PATH_MAX];
@@ -63,7 +65,9 @@ void kh_config_free(struct kh_config *config);
 
 /*
  * Public JWK path that goes with a private key path: "x.jwk" gives
- * "x.pub.jwk" (the layout keyhole keygen writes).
+ * "x.pub.jwk" (the layout keyhole keygen writes), and a path without the
+ * ".jwk" suffix gets ".pub.jwk" appended. Returns -ENAMETOOLONG when the
+ * result does not fit in size bytes.
  */
 int kh_config_public_key_path(const char *private_path, char *out,
 			      size_t size);

@@ -1,10 +1,32 @@
 /*
  * The Decision Provenance Record log: an append-only JSON Lines file
- * audit_dir/dpr.jsonl. Each line is canonical JSON with v, seq, time,
- * type, the type's fields, prev, hash = SHA-256(JCS(record without hash
- * and sig)), kid and sig = base64url(Ed25519(hash as 64 hex ASCII
- * bytes)) made with the audit key. seq starts at 1; the first record's
- * prev is 64 zeros.
+ * audit_dir/dpr.jsonl, one record per line, each line terminated by
+ * "\n". Each line is the canonical JSON (JCS) of one object with:
+ *   v     KH_DPR_VERSION
+ *   seq   1 for the first record, then +1 per record
+ *   time  integer unix seconds when the record was appended
+ *   type  the record type, followed by that type's own members
+ *   prev  the hash of the previous record (64 zeros for seq 1)
+ *   kid   the audit key's RFC 7638 thumbprint
+ *   hash  SHA-256 hex of the JCS of the record without hash and sig;
+ *         every other member, kid included, is covered
+ *   sig   base64url without padding of the Ed25519 signature, made with
+ *         the audit key, over the 64 ASCII hex digits of hash
+ *
+ * Record types written by keyholed, with their own members:
+ *   decision     effect ("permit"|"deny"), rule ("" for the default
+ *                deny), reason, agent {uid,pid,exe}, action, hA, hP, hS,
+ *                state (the snapshot hS covers), jti and exp (null for
+ *                a deny), amount (budget charged, 0 when none)
+ *   access       jti (or null), decision {seq,hash} (or null), backend,
+ *                secret "<backend>/<name>", outcome ("granted"|"denied"),
+ *                reason, reader {uid,pid}, hP, uses (after this access,
+ *                granted only), exp (or null)
+ *   revoke       jti, exp, by {uid}, reason
+ *   policy_load  hP, path, tenant, env
+ *   start        broker_id, version, pid
+ *   stop         reason
+ *   repair       cut_bytes, reason (written by kh_dpr_open itself)
  */
 #ifndef KEYHOLE_DPR_H
 #define KEYHOLE_DPR_H
@@ -21,17 +43,24 @@
 #define KH_DPR_VERSION 1
 #define KH_DPR_FILE "dpr.jsonl"
 
+/* Largest record line, in bytes without the newline. */
+#define KH_DPR_RECORD_MAX (4 * 1024 * 1024)
+
 struct kh_dpr;
 
 /*
- * Opens (creating when absent, mode 0600, dir 0700) the log in dir.
- * A torn final line (no newline, or not a valid record) is cut off and
- * a "repair" record with the cut byte count is appended. The chain of
- * the remaining records is checked against key; a broken chain fails
- * with -EBADMSG (keyholed refuses to start rather than extend it).
- * When ledger is non-NULL the log is replayed into it: decision records
- * with effect "permit" (note_mint), access records with outcome
- * "granted" (note_use) and revoke records (note_revoke).
+ * Opens (creating when absent, mode 0600, dir 0700) the log in dir and
+ * takes an exclusive flock on it (-EBUSY when another process holds
+ * it). key is the private audit key; it is borrowed and must outlive
+ * the log. A torn final line (no newline, or not JSON at all) is cut
+ * off and a "repair" record with the cut byte count is appended. Every
+ * other record is checked against key; a bad record anywhere fails with
+ * -EBADMSG and err names its seq or line (keyholed refuses to start
+ * rather than extend a broken chain). When ledger is non-NULL the log
+ * is replayed into it: decision records with effect "permit"
+ * (note_mint and note_decision), access records with outcome "granted"
+ * (note_use) and revoke records (note_revoke). On failure the ledger
+ * may hold part of the log and should be discarded.
  */
 int kh_dpr_open(const char *dir, const struct kh_key *key,
 		struct kh_ledger *ledger, struct kh_dpr **out,
@@ -39,11 +68,13 @@ int kh_dpr_open(const char *dir, const struct kh_key *key,
 	__attribute__((warn_unused_result));
 
 /*
- * Appends one record of type with fields (borrowed object; must not
- * contain v, seq, time, type, prev, hash, kid, sig). Returns only after
- * write and fdatasync have completed; on any failure nothing counts as
- * logged and the caller must deny. Thread-safe. seq_out and hash_out
- * may be NULL.
+ * Appends one record of type (1 to 32 characters from a-z and _) with
+ * fields, a borrowed object that must not contain v, seq, time, type,
+ * prev, hash, kid or sig. Returns only after write and fdatasync have
+ * completed. On any failure nothing counts as logged, so the caller
+ * must deny. A failed write or sync is cut back off the file so that
+ * the chain stays valid. When that cut fails too, every later append
+ * fails with -EIO. Thread-safe. seq_out and hash_out may be NULL.
  */
 int kh_dpr_append(struct kh_dpr *dpr, const char *type, const json_t *fields,
 		  uint64_t *seq_out, char hash_out[KH_HASH_HEX_LEN + 1],
@@ -51,8 +82,11 @@ int kh_dpr_append(struct kh_dpr *dpr, const char *type, const json_t *fields,
 	__attribute__((warn_unused_result));
 
 /*
- * Archives policy as dir/policies/<hP>.json (canonical, written once,
- * fsync'd) so that auditors can replay decisions against it.
+ * Archives policy as dir/policies/<hP>.json (canonical, written through
+ * a temporary file, fsync'd and renamed) so that auditors can replay
+ * decisions against it. An archive that already contains the same
+ * bytes is left alone. Returns -EINVAL when hP is not the SHA-256 of the
+ * canonical JSON.
  */
 int kh_dpr_archive_policy(struct kh_dpr *dpr, const struct kh_policy *policy,
 			  struct kh_err *err)
@@ -62,16 +96,19 @@ int kh_dpr_archive_policy(struct kh_dpr *dpr, const struct kh_policy *policy,
 void kh_dpr_close(struct kh_dpr *dpr);
 
 /*
- * Offline verification against a pinned public key: every line is
- * canonical JSON, seq increases by one, prev links, hash recomputes,
- * kid matches and sig verifies. Returns 0 when the whole log verifies,
- * 1 when a record is bad (bad_seq names the first bad seq, or the line
- * number when the seq cannot be read, and err says why), or -errno.
+ * Offline verification against a pinned public key: every line ends in
+ * a newline and is canonical JSON, seq increases by one, prev links,
+ * hash recomputes, kid matches and sig verifies. Returns 0 when the
+ * whole log verifies, 1 when a record is bad, or -errno (a missing or
+ * unreadable log). For a bad record err gives the reason ("seq 7: hash
+ * mismatch", "line 9: not canonical JSON", "seq 8: expected seq 8 but
+ * found 9") and the report names it. A torn final line, which
+ * kh_dpr_open would cut off, counts as bad here.
  */
 struct kh_dpr_report {
-	uint64_t records;
-	uint64_t bad_seq;
-	uint64_t bad_line;
+	uint64_t records;  /* records that verified before the first bad one */
+	uint64_t bad_seq;  /* seq the bad line should carry: previous + 1 */
+	uint64_t bad_line; /* its line number, counted from 1 */
 };
 
 int kh_dpr_verify(const char *dir, const struct kh_key *key,
@@ -79,8 +116,11 @@ int kh_dpr_verify(const char *dir, const struct kh_key *key,
 	__attribute__((warn_unused_result));
 
 /*
- * Calls fn for every record in order (parsed, owned by the callee only
- * for the call). Stops and returns fn's value when it is non-zero.
+ * Calls fn for every record in order (parsed and borrowed for the call)
+ * without checking the chain; use kh_dpr_verify for that. A final line
+ * without a newline is an append in progress and is skipped. Stops and
+ * returns fn's value when it is non-zero; -EBADMSG for a line that is
+ * not canonical JSON.
  */
 typedef int (*kh_dpr_visit_fn)(const json_t *record, void *ctx);
 int kh_dpr_foreach(const char *dir, kh_dpr_visit_fn fn, void *ctx,

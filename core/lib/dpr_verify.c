@@ -1,0 +1,431 @@
+/*
+ * Reading the DPR log: the line reader, the per-record checks shared
+ * with kh_dpr_open, offline verification against a pinned public key,
+ * and iteration for "keyhole audit show".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "dpr_internal.h"
+
+void kh_dpr_chain_init(struct dpr_chain *chain)
+{
+	chain->seq = 0;
+	memset(chain->hash, '0', KH_HASH_HEX_LEN);
+	chain->hash[KH_HASH_HEX_LEN] = '\0';
+}
+
+int kh_dpr_reader_open(struct dpr_reader *reader, int dirfd,
+		       struct kh_err *err)
+{
+	struct stat st;
+	int fd;
+	int r;
+
+	memset(reader, 0, sizeof(*reader));
+	/* O_NONBLOCK keeps a FIFO in place of the log from blocking us. */
+	fd = openat(dirfd, KH_DPR_FILE,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		kh_err_set(err, "cannot open %s: %s", KH_DPR_FILE,
+			   strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		kh_err_set(err, "%s is not a regular file", KH_DPR_FILE);
+		return -EINVAL;
+	}
+	reader->file = fdopen(fd, "r");
+	if (!reader->file) {
+		r = -errno;
+		close(fd);
+		kh_err_set(err, "cannot read %s: %s", KH_DPR_FILE,
+			   strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+int kh_dpr_reader_next(struct dpr_reader *reader, size_t *len,
+		       struct kh_err *err)
+{
+	ssize_t n;
+	int c;
+
+	*len = 0;
+	errno = 0;
+	n = getline(&reader->buf, &reader->cap, reader->file);
+	if (n < 0) {
+		if (!ferror(reader->file))
+			return 0;
+		kh_err_set(err, "cannot read %s after line %" PRIu64 ": %s",
+			   KH_DPR_FILE, reader->line, strerror(errno));
+		return errno ? -errno : -EIO;
+	}
+
+	reader->line++;
+	reader->start = reader->end;
+	reader->end += n;
+	reader->complete = reader->buf[n - 1] == '\n';
+	if (reader->complete)
+		reader->buf[--n] = '\0';
+
+	/* Peek one byte so that callers can tell the final line apart. */
+	c = getc(reader->file);
+	reader->final = c == EOF;
+	if (c != EOF)
+		(void)ungetc(c, reader->file);
+	*len = (size_t)n;
+	return 1;
+}
+
+void kh_dpr_reader_close(struct dpr_reader *reader)
+{
+	if (reader->file)
+		(void)fclose(reader->file);
+	free(reader->buf);
+	memset(reader, 0, sizeof(*reader));
+}
+
+int kh_dpr_parse_line(const char *line, size_t len, uint64_t line_no,
+		      json_t **record, bool *not_json, struct kh_err *err)
+{
+	struct kh_err detail;
+	json_t *value = NULL;
+	char *canon = NULL;
+	size_t canon_len = 0;
+	int r;
+
+	*record = NULL;
+	*not_json = false;
+	if (len > KH_DPR_RECORD_MAX) {
+		kh_err_set(err, "line %" PRIu64 ": longer than %d bytes",
+			   line_no, KH_DPR_RECORD_MAX);
+		return -EBADMSG;
+	}
+
+	kh_err_clear(&detail);
+	r = kh_json_parse(line, len, &value, &detail);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		*not_json = true;
+		kh_err_set(err, "line %" PRIu64 ": not canonical JSON (%s)",
+			   line_no, detail.msg);
+		return -EBADMSG;
+	}
+
+	r = kh_canon_dump(value, &canon, &canon_len, NULL);
+	if (r == -ENOMEM)
+		goto out;
+	if (r < 0 || canon_len != len || memcmp(canon, line, len) != 0) {
+		kh_err_set(err, "line %" PRIu64 ": not canonical JSON", line_no);
+		r = -EBADMSG;
+		goto out;
+	}
+	*record = value;
+	value = NULL;
+out:
+	free(canon);
+	json_decref(value);
+	return r;
+}
+
+/* Checks that member key of record exists with the expected JSON type. */
+static bool has_member(const json_t *record, const char *key, json_type type)
+{
+	const json_t *value = json_object_get(record, key);
+
+	return value && json_typeof(value) == type;
+}
+
+/* Checks v, seq and the presence and type of every chain member. */
+static int check_header(const json_t *record, uint64_t expected,
+			struct kh_err *err)
+{
+	static const struct {
+		const char *key;
+		json_type type;
+	} members[] = {
+		{ "time", JSON_INTEGER }, { "type", JSON_STRING },
+		{ "prev", JSON_STRING },  { "hash", JSON_STRING },
+		{ "kid", JSON_STRING },   { "sig", JSON_STRING },
+	};
+	const json_t *seq = json_object_get(record, "seq");
+	const json_t *v = json_object_get(record, "v");
+
+	if (!json_is_object(record) || !json_is_integer(seq)) {
+		kh_err_set(err, "seq %" PRIu64 ": record has no integer seq",
+			   expected);
+		return -EBADMSG;
+	}
+	if (json_integer_value(seq) < 0 ||
+	    (uint64_t)json_integer_value(seq) != expected) {
+		kh_err_set(err, "seq %" PRIu64 ": expected seq %" PRIu64
+				" but found %" JSON_INTEGER_FORMAT,
+			   expected, expected, json_integer_value(seq));
+		return -EBADMSG;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) != KH_DPR_VERSION) {
+		kh_err_set(err, "seq %" PRIu64 ": unsupported record version; "
+				"this build reads v=%d",
+			   expected, KH_DPR_VERSION);
+		return -EBADMSG;
+	}
+	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+		if (!has_member(record, members[i].key, members[i].type)) {
+			kh_err_set(err, "seq %" PRIu64 ": member \"%s\" is "
+					"missing or has the wrong type",
+				   expected, members[i].key);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/* Checks prev against the chain and recomputes hash. */
+static int check_hash(const json_t *record, const struct dpr_chain *chain,
+		      uint64_t seq, struct kh_err *err)
+{
+	const char *prev = json_string_value(json_object_get(record, "prev"));
+	const char *hash = json_string_value(json_object_get(record, "hash"));
+	char computed[KH_HASH_HEX_LEN + 1];
+	json_t *body = NULL;
+	int r;
+
+	if (strcmp(prev, chain->hash) != 0) {
+		if (seq == 1)
+			kh_err_set(err, "seq 1: prev is not 64 zeros");
+		else
+			kh_err_set(err, "seq %" PRIu64 ": prev does not match "
+					"seq %" PRIu64,
+				   seq, chain->seq);
+		return -EBADMSG;
+	}
+
+	/* The hash covers every member except hash and sig, so kid is covered. */
+	body = json_copy((json_t *)record);
+	if (!body)
+		return -ENOMEM;
+	if (json_object_del(body, "hash") < 0 ||
+	    json_object_del(body, "sig") < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = kh_hash(body, computed, NULL);
+	if (r == -ENOMEM)
+		goto out;
+	if (r < 0 || !kh_hash_is_valid(hash) || strcmp(computed, hash) != 0) {
+		kh_err_set(err, "seq %" PRIu64 ": hash mismatch", seq);
+		r = -EBADMSG;
+		goto out;
+	}
+	r = 0;
+out:
+	json_decref(body);
+	return r;
+}
+
+/* Checks kid and the Ed25519 signature over the 64 hex digits of hash. */
+static int check_signature(const json_t *record, const struct kh_key *key,
+			   uint64_t seq, struct kh_err *err)
+{
+	const char *hash = json_string_value(json_object_get(record, "hash"));
+	const char *kid = json_string_value(json_object_get(record, "kid"));
+	const char *text = json_string_value(json_object_get(record, "sig"));
+	unsigned char sig[crypto_sign_BYTES];
+	size_t sig_len = 0;
+	const char *end = NULL;
+
+	if (strcmp(kid, key->kid) != 0) {
+		kh_err_set(err, "seq %" PRIu64 ": signed with kid %s, but the "
+				"audit key has kid %s",
+			   seq, kid, key->kid);
+		return -EBADMSG;
+	}
+	if (sodium_base642bin(sig, sizeof(sig), text, strlen(text), NULL,
+			      &sig_len, &end,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    *end != '\0' || sig_len != sizeof(sig)) {
+		kh_err_set(err, "seq %" PRIu64 ": sig is not a base64url "
+				"Ed25519 signature",
+			   seq);
+		return -EBADMSG;
+	}
+	if (kh_key_verify(key, hash, KH_HASH_HEX_LEN, sig) != 0) {
+		kh_err_set(err, "seq %" PRIu64 ": bad signature", seq);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int kh_dpr_check_line(const struct dpr_reader *reader, size_t len,
+		      const struct kh_key *key, struct dpr_chain *chain,
+		      json_t **record, bool *torn, struct kh_err *err)
+{
+	const char *hash;
+	json_t *value = NULL;
+	bool not_json = false;
+	uint64_t seq = chain->seq + 1;
+	int r;
+
+	*torn = false;
+	if (record)
+		*record = NULL;
+	if (!reader->complete) {
+		*torn = true;
+		kh_err_set(err, "line %" PRIu64 ": torn final line (no "
+				"newline at the end of the file)",
+			   reader->line);
+		return -EBADMSG;
+	}
+	r = kh_dpr_parse_line(reader->buf, len, reader->line, &value,
+			      &not_json, err);
+	if (r < 0) {
+		*torn = r == -EBADMSG && not_json && reader->final;
+		if (*torn)
+			kh_err_prefix(err, "torn final line");
+		return r;
+	}
+
+	r = check_header(value, seq, err);
+	if (r == 0)
+		r = check_hash(value, chain, seq, err);
+	if (r == 0)
+		r = check_signature(value, key, seq, err);
+	if (r < 0)
+		goto out;
+
+	hash = json_string_value(json_object_get(value, "hash"));
+	chain->seq = seq;
+	memcpy(chain->hash, hash, KH_HASH_HEX_LEN + 1);
+	if (record) {
+		*record = value;
+		value = NULL;
+	}
+out:
+	json_decref(value);
+	return r;
+}
+
+/* Opens dir as a directory fd for reading the log. */
+static int open_log_dir(const char *dir, int *dirfd, struct kh_err *err)
+{
+	int r;
+
+	*dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0) {
+		r = -errno;
+		kh_err_set(err, "cannot open audit directory %s: %s", dir,
+			   strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+int kh_dpr_verify(const char *dir, const struct kh_key *key,
+		  struct kh_dpr_report *report, struct kh_err *err)
+{
+	struct dpr_reader reader = { 0 };
+	struct dpr_chain chain;
+	int dirfd = -1;
+	size_t len;
+	bool torn;
+	int r;
+
+	if (!report)
+		return -EINVAL;
+	memset(report, 0, sizeof(*report));
+	if (!dir || !key)
+		return -EINVAL;
+	if (sodium_init() < 0)
+		return -EIO;
+
+	r = open_log_dir(dir, &dirfd, err);
+	if (r < 0)
+		return r;
+	r = kh_dpr_reader_open(&reader, dirfd, err);
+	if (r < 0)
+		goto out;
+
+	kh_dpr_chain_init(&chain);
+	for (;;) {
+		r = kh_dpr_reader_next(&reader, &len, err);
+		if (r <= 0)
+			break;
+		r = kh_dpr_check_line(&reader, len, key, &chain, NULL, &torn,
+				      err);
+		if (r == -EBADMSG) {
+			report->bad_seq = chain.seq + 1;
+			report->bad_line = reader.line;
+			r = 1;
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+		report->records++;
+	}
+out:
+	if (r < 0)
+		kh_err_prefix(err, "%s", dir);
+	kh_dpr_reader_close(&reader);
+	close(dirfd);
+	return r;
+}
+
+int kh_dpr_foreach(const char *dir, kh_dpr_visit_fn fn, void *ctx,
+		   struct kh_err *err)
+{
+	struct dpr_reader reader = { 0 };
+	json_t *record = NULL;
+	int dirfd = -1;
+	bool not_json;
+	size_t len;
+	int r;
+
+	if (!dir || !fn)
+		return -EINVAL;
+	r = open_log_dir(dir, &dirfd, err);
+	if (r < 0)
+		return r;
+	r = kh_dpr_reader_open(&reader, dirfd, err);
+	if (r < 0)
+		goto out;
+
+	for (;;) {
+		r = kh_dpr_reader_next(&reader, &len, err);
+		if (r <= 0)
+			break;
+		/* An append in progress (or a torn tail) is not logged yet. */
+		if (!reader.complete) {
+			r = 0;
+			break;
+		}
+		r = kh_dpr_parse_line(reader.buf, len, reader.line, &record,
+				      &not_json, err);
+		if (r < 0)
+			goto out;
+		r = fn(record, ctx);
+		json_decref(record);
+		record = NULL;
+		/* fn's value goes back as it is, without a prefix on err. */
+		if (r != 0)
+			goto done;
+	}
+out:
+	if (r < 0)
+		kh_err_prefix(err, "%s", dir);
+done:
+	kh_dpr_reader_close(&reader);
+	close(dirfd);
+	return r;
+}
