@@ -53,14 +53,20 @@ UNIT_HELPER_SRC := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+DAEMON_MAIN_OBJ := $(BUILD)/fusefs/keyholed.o
+DAEMON_LIB_OBJ := $(filter-out $(DAEMON_MAIN_OBJ),$(DAEMON_OBJ))
 UNIT_HELPER_OBJ := $(UNIT_HELPER_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 LIBKEYHOLE := $(BUILD)/libkeyhole.a
+# keyholed's objects other than main(), so unit tests can link them.
+LIBKEYHOLED := $(BUILD)/libkeyholed.a
 KEYHOLE    := $(BUILD)/keyhole
 KEYHOLED   := $(BUILD)/keyholed
 
 .PHONY: all check demo install clean deps bench unit
+# Keep objects that pattern chains build, so a rebuild is incremental.
+.SECONDARY:
 all: $(KEYHOLE) $(KEYHOLED)
 
 $(BUILD)/%.o: %.c
@@ -78,15 +84,29 @@ $(LIBKEYHOLE): $(LIB_OBJ)
 $(KEYHOLE): $(CLI_OBJ) $(LIBKEYHOLE)
 	$(CC) $(KH_LDFLAGS) -o $@ $(CLI_OBJ) $(LIBKEYHOLE) $(LIB_LIBS)
 
-$(KEYHOLED): $(DAEMON_OBJ) $(LIBKEYHOLE)
-	$(CC) $(KH_LDFLAGS) -o $@ $(DAEMON_OBJ) $(LIBKEYHOLE) \
-	    $(shell pkg-config --libs $(PKG_DAEMON)) $(LIB_LIBS) -lpthread
+$(LIBKEYHOLED): $(DAEMON_LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(LIBKEYHOLE)
+DAEMON_LIBS = $(shell pkg-config --libs $(PKG_DAEMON)) $(LIB_LIBS) -lpthread
+
+$(KEYHOLED): $(DAEMON_MAIN_OBJ) $(LIBKEYHOLED) $(LIBKEYHOLE)
+	$(CC) $(KH_LDFLAGS) -o $@ $(DAEMON_MAIN_OBJ) $(LIBKEYHOLED) \
+	    $(LIBKEYHOLE) $(DAEMON_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(LIBKEYHOLED) $(LIBKEYHOLE)
 	@mkdir -p $(dir $@)
-	$(CC) $(KH_LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJ) $(LIBKEYHOLE) $(LIB_LIBS)
+	$(CC) $(KH_LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJ) $(LIBKEYHOLED) \
+	    $(LIBKEYHOLE) $(DAEMON_LIBS)
 
 unit: $(UNIT_BIN)
+
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBKEYHOLE)
+	@mkdir -p $(dir $@)
+	$(CC) $(KH_LDFLAGS) -o $@ $< $(LIBKEYHOLE) $(LIB_LIBS)
 
 deps:
 	@sh packaging/deps.sh
@@ -100,7 +120,7 @@ demo: deps
 	@KH_BUILD=$(BUILD) sh tests/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@KH_BUILD=$(BUILD) sh bench/run.sh
 
 install: all

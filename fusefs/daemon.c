@@ -1,0 +1,354 @@
+/*
+ * The daemon context: loading config, keys, policy, the DPR log and the
+ * backends at start-up, policy reloads on SIGHUP, the DPR append that
+ * every record goes through, and --check-config.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+/*
+ * Appends one DPR record and remembers its seq for "status". The caller
+ * holds d->lock (or runs before any thread starts), which keeps the log
+ * order equal to the order in which checks and uses happened.
+ */
+int kd_daemon_append(struct kd_daemon *d, const char *type,
+		     const json_t *fields, uint64_t *seq,
+		     char hash[KH_HASH_HEX_LEN + 1], struct kh_err *err)
+{
+	uint64_t appended = 0;
+	int r;
+
+	r = kh_dpr_append(d->dpr, type, fields, &appended, hash, err);
+	if (r < 0) {
+		kd_log(LOG_ERR, "cannot append a %s record to the DPR log: %s",
+		       type, err ? err->msg : strerror(-r));
+		return r;
+	}
+	d->last_seq = appended;
+	if (seq)
+		*seq = appended;
+	return 0;
+}
+
+struct kh_backend *kd_daemon_backend(struct kd_daemon *d, const char *name)
+{
+	for (size_t i = 0; i < d->backend_count; i++) {
+		if (strcmp(d->backends[i]->name, name) == 0)
+			return d->backends[i];
+	}
+	return NULL;
+}
+
+/* Rejects a policy written for another tenant or environment. */
+static int check_policy_scope(const struct kh_config *config,
+			      const struct kh_policy *policy,
+			      struct kh_err *err)
+{
+	if (strcmp(kh_policy_tenant(policy), config->tenant) != 0) {
+		kh_err_set(err, "policy %s has tenant \"%s\" but config %s "
+			   "has \"%s\": make them equal", config->policy,
+			   kh_policy_tenant(policy), config->path,
+			   config->tenant);
+		return -EINVAL;
+	}
+	if (strcmp(kh_policy_env(policy), config->env) != 0) {
+		kh_err_set(err, "policy %s has env \"%s\" but config %s has "
+			   "\"%s\": make them equal", config->policy,
+			   kh_policy_env(policy), config->path, config->env);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Archives policy and appends its "policy_load" record. */
+static int record_policy(struct kd_daemon *d, const struct kh_policy *policy,
+			 struct kh_err *err)
+{
+	json_t *fields;
+	int r;
+
+	r = kh_dpr_archive_policy(d->dpr, policy, err);
+	if (r < 0)
+		return r;
+	fields = json_pack("{s:s, s:s, s:s, s:s}",
+			   "hP", kh_policy_hash(policy),
+			   "path", d->config->policy,
+			   "tenant", kh_policy_tenant(policy),
+			   "env", kh_policy_env(policy));
+	if (!fields)
+		return -ENOMEM;
+	r = kd_daemon_append(d, "policy_load", fields, NULL, NULL, err);
+	json_decref(fields);
+	return r;
+}
+
+static int open_backends(struct kd_daemon *d, struct kh_err *err)
+{
+	const char *name;
+	json_t *conf;
+	size_t count = json_object_size(d->config->backends);
+	int r;
+
+	d->backends = calloc(count ? count : 1, sizeof(*d->backends));
+	if (!d->backends)
+		return -ENOMEM;
+	json_object_foreach(d->config->backends, name, conf) {
+		r = kh_backend_open(name, conf, d->config->dir,
+				    &d->backends[d->backend_count], err);
+		if (r < 0)
+			return r;
+		d->backend_count++;
+	}
+	return 0;
+}
+
+static int load_keys(struct kd_daemon *d, struct kh_err *err)
+{
+	int r;
+
+	r = kh_key_load(d->config->permit_key, &d->permit_key, err);
+	if (r < 0)
+		return r;
+	r = kh_key_load(d->config->audit_key, &d->audit_key, err);
+	if (r < 0)
+		return r;
+	if (!d->permit_key->secret || !d->audit_key->secret) {
+		kh_err_set(err, "%s is a public key: permit_key and audit_key "
+			   "must be private JWKs (keyhole keygen writes them)",
+			   d->permit_key->secret ? d->config->audit_key :
+						   d->config->permit_key);
+		return -EINVAL;
+	}
+	d->keyring.keys[0] = d->permit_key;
+	d->keyring.count = 1;
+	return 0;
+}
+
+static int open_audit(struct kd_daemon *d, struct kh_err *err)
+{
+	json_t *fields;
+	int r;
+
+	r = kh_ledger_new(&d->ledger);
+	if (r < 0)
+		return r;
+	r = kh_dpr_open(d->config->audit_dir, d->audit_key, d->ledger,
+			&d->dpr, err);
+	if (r < 0)
+		return r;
+	r = kd_issued_new(&d->issued);
+	if (r < 0)
+		return r;
+	r = kd_issued_replay(d->issued, d->ledger, d->config->audit_dir,
+			     (int64_t)time(NULL), err);
+	if (r < 0)
+		return r;
+	fields = json_pack("{s:s, s:s, s:I}", "broker_id",
+			   d->config->broker_id, "version", KH_VERSION,
+			   "pid", (json_int_t)getpid());
+	if (!fields)
+		return -ENOMEM;
+	r = kd_daemon_append(d, "start", fields, NULL, NULL, err);
+	json_decref(fields);
+	return r;
+}
+
+/*
+ * Loads everything the daemon serves from: config, keys, policy, the
+ * DPR log (replayed into a fresh ledger), backends and permits_dir.
+ * Appends the "start" and "policy_load" records. On failure the caller
+ * runs kd_daemon_unload.
+ */
+int kd_daemon_load(struct kd_daemon *d, const char *config_path,
+		   struct kh_err *err)
+{
+	int r;
+
+	d->permits.fd = -1;
+	d->started = time(NULL);
+	r = kh_config_load(config_path, &d->config, err);
+	if (r < 0)
+		return r;
+	r = load_keys(d, err);
+	if (r < 0)
+		return r;
+	r = kh_policy_load(d->config->policy, &d->policy, err);
+	if (r < 0)
+		return r;
+	r = check_policy_scope(d->config, d->policy, err);
+	if (r < 0)
+		return r;
+	r = open_audit(d, err);
+	if (r < 0)
+		return r;
+	r = record_policy(d, d->policy, err);
+	if (r < 0)
+		return r;
+	r = open_backends(d, err);
+	if (r < 0)
+		return r;
+	r = kd_reasons_new(&d->reasons);
+	if (r < 0)
+		return r;
+	return kd_permits_dir_open(d->config->permits_dir, &d->permits, err);
+}
+
+void kd_daemon_unload(struct kd_daemon *d)
+{
+	for (size_t i = 0; i < d->backend_count; i++)
+		kh_backend_close(d->backends[i]);
+	free(d->backends);
+	d->backends = NULL;
+	d->backend_count = 0;
+	if (d->dpr)
+		kh_dpr_close(d->dpr);
+	d->dpr = NULL;
+	if (d->ledger)
+		kh_ledger_free(d->ledger);
+	d->ledger = NULL;
+	if (d->policy)
+		kh_policy_free(d->policy);
+	d->policy = NULL;
+	kh_key_free(d->permit_key);
+	kh_key_free(d->audit_key);
+	d->permit_key = NULL;
+	d->audit_key = NULL;
+	d->keyring.count = 0;
+	kd_issued_free(d->issued);
+	d->issued = NULL;
+	kd_reasons_free(d->reasons);
+	d->reasons = NULL;
+	if (d->permits.fd >= 0)
+		kd_permits_dir_close(&d->permits);
+	if (d->config)
+		kh_config_free(d->config);
+	d->config = NULL;
+}
+
+/*
+ * Reloads the policy file. A policy that fails to parse, or names
+ * another tenant or env, leaves the old one in force. A changed hP is
+ * archived and logged before it takes effect, so every later decision
+ * points at a policy an auditor can fetch.
+ */
+int kd_daemon_reload(struct kd_daemon *d, struct kh_err *err)
+{
+	struct kh_policy *fresh = NULL, *old = NULL;
+	int r;
+
+	r = kh_policy_load(d->config->policy, &fresh, err);
+	if (r == 0)
+		r = check_policy_scope(d->config, fresh, err);
+	if (r < 0)
+		goto out;
+
+	pthread_mutex_lock(&d->lock);
+	if (strcmp(kh_policy_hash(fresh), kh_policy_hash(d->policy)) == 0) {
+		pthread_mutex_unlock(&d->lock);
+		kd_log(LOG_INFO, "policy reload: %s unchanged, hP=%s",
+		       d->config->policy, kh_policy_hash(fresh));
+		goto out;
+	}
+	r = record_policy(d, fresh, err);
+	if (r == 0) {
+		old = d->policy;
+		d->policy = fresh;
+		fresh = NULL;
+		kd_log(LOG_NOTICE, "policy reloaded: %s hP=%s seq=%llu",
+		       d->config->policy, kh_policy_hash(d->policy),
+		       (unsigned long long)d->last_seq);
+	}
+	pthread_mutex_unlock(&d->lock);
+out:
+	if (fresh)
+		kh_policy_free(fresh);
+	if (old)
+		kh_policy_free(old);
+	return r;
+}
+
+static int check_backends(const struct kh_config *config)
+{
+	const char *name;
+	json_t *conf;
+	int failures = 0;
+
+	json_object_foreach(config->backends, name, conf) {
+		struct kh_backend *backend = NULL;
+		struct kh_err err = { { 0 } };
+
+		if (kh_backend_open(name, conf, config->dir, &backend,
+				    &err) < 0) {
+			fprintf(stderr, "keyholed: %s\n", err.msg);
+			failures++;
+			continue;
+		}
+		kh_backend_close(backend);
+	}
+	return failures;
+}
+
+static int check_key(const char *config_key, const char *path)
+{
+	struct kh_key *key = NULL;
+	struct kh_err err = { { 0 } };
+	int failures = 0;
+
+	if (kh_key_load(path, &key, &err) < 0) {
+		fprintf(stderr, "keyholed: %s: %s\n", config_key, err.msg);
+		return 1;
+	}
+	if (!key->secret) {
+		fprintf(stderr, "keyholed: %s: %s is a public key, expected "
+			"the private JWK\n", config_key, path);
+		failures++;
+	}
+	kh_key_free(key);
+	return failures;
+}
+
+/*
+ * Implements --check-config: validates config, both keys, the policy and
+ * its tenant/env, and every backend, printing each error found rather
+ * than stopping at the first. Returns the process exit status.
+ */
+int kd_daemon_check_config(const char *config_path)
+{
+	struct kh_config *config = NULL;
+	struct kh_policy *policy = NULL;
+	struct kh_err err = { { 0 } };
+	int failures = 0;
+
+	if (kh_config_load(config_path, &config, &err) < 0) {
+		fprintf(stderr, "keyholed: %s\n", err.msg);
+		return 2;
+	}
+	failures += check_key("permit_key", config->permit_key);
+	failures += check_key("audit_key", config->audit_key);
+	if (kh_policy_load(config->policy, &policy, &err) < 0) {
+		fprintf(stderr, "keyholed: %s\n", err.msg);
+		failures++;
+	} else if (check_policy_scope(config, policy, &err) < 0) {
+		fprintf(stderr, "keyholed: %s\n", err.msg);
+		failures++;
+	}
+	failures += check_backends(config);
+
+	if (failures == 0)
+		printf("%s: valid (policy hP=%s)\n", config->path,
+		       kh_policy_hash(policy));
+	else
+		fprintf(stderr, "keyholed: %s: %d error%s\n", config->path,
+			failures, failures == 1 ? "" : "s");
+	if (policy)
+		kh_policy_free(policy);
+	kh_config_free(config);
+	return failures == 0 ? 0 : 2;
+}

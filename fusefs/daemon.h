@@ -1,0 +1,199 @@
+/*
+ * keyholed internals: the daemon context shared by the broker socket,
+ * the minting path and the FUSE operations, and the functions each
+ * fusefs/ file provides to the others.
+ *
+ * Locking: d->lock guards policy, ledger, issued, last_seq and the order
+ * of DPR appends, so that a check and the use it consumes happen as one
+ * step. Backend fetches and socket I/O run outside the lock.
+ */
+#ifndef KEYHOLED_DAEMON_H
+#define KEYHOLED_DAEMON_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "keyhole/keyhole.h"
+
+/* Largest request line on the broker socket, in bytes. */
+#define KD_REQUEST_MAX (64 * 1024)
+
+/* Reason text stored for a denial, including the NUL. */
+#define KD_REASON_MAX 256
+
+struct kd_issued;
+struct kd_reasons;
+struct kd_broker;
+struct fuse;
+
+/* The permits directory, opened once at start-up. */
+struct kd_permits_dir {
+	int fd;   /* O_DIRECTORY on permits_dir, owned by root */
+	dev_t dev;
+};
+
+struct kd_daemon {
+	struct kh_config *config;
+	struct kh_key *permit_key;
+	struct kh_key *audit_key;
+	struct kh_keyring keyring;
+	struct kh_policy *policy;
+	struct kh_ledger *ledger;
+	struct kh_dpr *dpr;
+	struct kh_backend **backends;
+	size_t backend_count;
+	struct kd_issued *issued;
+	struct kd_reasons *reasons;
+	struct kd_permits_dir permits;
+	struct kd_broker *broker;
+	struct fuse *fuse;
+	dev_t mount_dev;      /* st_dev of the FUSE mount, 0 before mount */
+	bool mounted;
+	bool ready;
+	uint64_t last_seq;    /* seq of the last DPR record appended */
+	time_t started;
+	pthread_mutex_t lock;
+};
+
+/* daemon.c: loading, DPR appends and policy reloads. */
+int kd_daemon_load(struct kd_daemon *d, const char *config_path,
+		   struct kh_err *err);
+void kd_daemon_unload(struct kd_daemon *d);
+int kd_daemon_append(struct kd_daemon *d, const char *type,
+		     const json_t *fields, uint64_t *seq,
+		     char hash[KH_HASH_HEX_LEN + 1], struct kh_err *err);
+int kd_daemon_reload(struct kd_daemon *d, struct kh_err *err);
+struct kh_backend *kd_daemon_backend(struct kd_daemon *d, const char *name);
+int kd_daemon_check_config(const char *config_path);
+
+/* issued.c: jti -> owner, expiry and action type of unexpired permits. */
+enum kd_action_kind { KD_ACTION_EXEC = 0, KD_ACTION_TOOL_CALL = 1 };
+
+struct kd_issued_entry {
+	uid_t uid;
+	int64_t exp;
+	enum kd_action_kind kind;
+};
+
+int kd_issued_new(struct kd_issued **out);
+void kd_issued_free(struct kd_issued *issued);
+int kd_issued_add(struct kd_issued *issued, const char *jti, uid_t uid,
+		  int64_t exp, enum kd_action_kind kind);
+int kd_issued_find(const struct kd_issued *issued, const char *jti,
+		   struct kd_issued_entry *out);
+void kd_issued_prune(struct kd_issued *issued, int64_t now);
+int kd_issued_replay(struct kd_issued *issued, struct kh_ledger *ledger,
+		     const char *audit_dir, int64_t now, struct kh_err *err);
+
+/*
+ * reasons.c: each caller's last denial reason per path. The table keeps
+ * KD_REASON_SLOTS entries and evicts the oldest; longer paths are not
+ * stored.
+ */
+#define KD_REASON_SLOTS 1024
+#define KD_REASON_PATH_MAX 256
+int kd_reasons_new(struct kd_reasons **out);
+void kd_reasons_free(struct kd_reasons *reasons);
+void kd_reasons_set(struct kd_reasons *reasons, uid_t uid, const char *path,
+		    const char *reason);
+int kd_reasons_get(struct kd_reasons *reasons, uid_t uid, const char *path,
+		   char out[KD_REASON_MAX]);
+
+/* log.c: daemon logging to stderr or syslog. */
+enum kd_log_target { KD_LOG_STDERR = 0, KD_LOG_SYSLOG = 1 };
+
+/* Denials logged per (uid, topic) in each window, and the window in s. */
+#define KD_DENIAL_BURST 5
+#define KD_DENIAL_WINDOW 10
+
+/*
+ * Decides whether a denial for (uid, topic) may be logged at now, and
+ * stores in *flushed how many lines the window that just closed
+ * suppressed.
+ */
+bool kd_log_denial_allowed(uid_t uid, const char *topic, time_t now,
+			   unsigned long *flushed);
+
+void kd_log_open(enum kd_log_target target, bool debug);
+void kd_log_close(void);
+void kd_log(int priority, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void kd_log_denial(uid_t uid, const char *topic, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* permits_dir.c: the permits directory and the files in it. */
+int kd_permits_dir_open(const char *path, struct kd_permits_dir *out,
+			struct kh_err *err);
+void kd_permits_dir_close(struct kd_permits_dir *dir);
+int kd_permits_dir_write(const struct kd_permits_dir *dir, uid_t uid,
+			 gid_t gid, const char *jti, const char *token,
+			 struct kh_err *err);
+int kd_permits_dir_stat(const struct kd_permits_dir *dir, uid_t uid,
+			const char *jti, struct stat *st);
+int kd_permits_dir_unlink(const struct kd_permits_dir *dir, uid_t uid,
+			  const char *jti);
+int kd_mkdir_parents(const char *path, mode_t mode, struct kh_err *err);
+bool kd_jti_is_valid(const char *jti);
+
+/* proc.c: the kernel's view of a calling process. */
+struct kd_proc {
+	pid_t tgid;
+	int pidfd;
+	int dirfd;                 /* O_DIRECTORY on /proc/<tgid> */
+	unsigned long long start;  /* start time in clock ticks since boot */
+};
+
+typedef int (*kd_proc_fd_fn)(int fd, const struct stat *st, void *ctx);
+
+int kd_proc_tgid(pid_t tid, pid_t *tgid);
+int kd_proc_open(pid_t tgid, struct kd_proc *out);
+void kd_proc_close(struct kd_proc *proc);
+int kd_proc_still_same(const struct kd_proc *proc);
+int kd_proc_scan_fds(const struct kd_proc *proc, dev_t want_dev,
+		     dev_t skip_dev, kd_proc_fd_fn fn, void *ctx);
+int kd_proc_getfd(const struct kd_proc *proc, int target_fd);
+void kd_proc_exe(pid_t pid, char *buf, size_t size);
+
+/* broker.c: the unix socket server. */
+int kd_broker_listen(struct kd_daemon *d, struct kh_err *err);
+int kd_broker_start(struct kd_daemon *d, struct kh_err *err);
+void kd_broker_stop(struct kd_daemon *d);
+
+/* mint.c: the socket operations request, revoke and status. */
+struct kd_peer {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+};
+
+json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
+			const json_t *action);
+json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
+		       const char *jti, const char *reason);
+json_t *kd_mint_status(struct kd_daemon *d);
+json_t *kd_reply_error(const char *error, const char *reason);
+
+/* fs.c: the FUSE mount. */
+int kd_fs_mount(struct kd_daemon *d, struct kh_err *err);
+int kd_fs_loop(struct kd_daemon *d);
+void kd_fs_stop(struct kd_daemon *d);
+void kd_fs_unmount(struct kd_daemon *d);
+
+/* fs_access.c: the open() check and the open secret handles. */
+struct kd_handle {
+	struct kh_secret *secret;
+	struct kd_proc opener;
+};
+
+int kd_access_open(struct kd_daemon *d, const char *path, uid_t uid,
+		   pid_t tid, struct kd_handle **out);
+int kd_access_read(struct kd_daemon *d, struct kd_handle *handle,
+		   const char *path, uid_t uid, pid_t tid);
+void kd_access_release(struct kd_handle *handle);
+
+#endif

@@ -1,0 +1,535 @@
+/*
+ * The open() check of the secrets mount, and reads of opened secrets.
+ *
+ * open() succeeds only for a process that has a permit file open which
+ * the broker wrote. The permit must verify for this caller, this exec
+ * action (or a tool_call decision), the current policy and this secret,
+ * and its use is durably logged before the secret is fetched. The steps
+ * run in this order:
+ *   1. the caller's thread-group id from /proc/<tid>/status;
+ *   2. a pidfd and a /proc/<tgid> fd, rechecked at the end (pid reuse);
+ *   3. the permit files among its fds, read through pidfd_getfd;
+ *   4. decode, then confirm the file is permits_dir/<uid>/<jti> by
+ *      (dev, ino);
+ *   5. kh_permit_check against the caller and the current policy;
+ *   6. the first permit that passes and grants the path wins;
+ *   7. an "access" record is appended and the use counted;
+ *   8. the backend fetches the secret into sodium_malloc memory.
+ * Any failure returns EACCES, logs an "access" record with outcome
+ * "denied" and stores the reason for getxattr("user.keyhole.reason").
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "daemon.h"
+
+/* Permit files considered per open; more are ignored. */
+#define MAX_CANDIDATES 16
+
+struct candidate {
+	struct kh_permit permit;
+	bool decoded;
+	bool genuine;              /* the file is the broker's permit file */
+	enum kh_verdict verdict;   /* decode result, then check result */
+	char reason[KD_REASON_MAX];
+};
+
+struct access_ctx {
+	struct kd_daemon *d;
+	const char *path;          /* "/<backend>/<name>" */
+	const char *secret;        /* "<backend>/<name>" */
+	char node_backend[64];
+	char node_name[256];
+	uid_t uid;
+	struct kd_proc proc;
+	char exec_hA[KH_HASH_HEX_LEN + 1]; /* "" when it cannot be built */
+	struct candidate cands[MAX_CANDIDATES];
+	size_t count;
+	struct candidate *chosen;
+	struct candidate *best;    /* the most specific failure */
+	char reason[KD_REASON_MAX];
+	uint32_t uses_after;
+};
+
+static void set_reason(struct access_ctx *ctx, const char *reason)
+{
+	(void)snprintf(ctx->reason, sizeof(ctx->reason), "%s", reason);
+}
+
+/* Reads up to KH_PERMIT_MAX bytes of fd from offset 0; buf has one more. */
+static ssize_t read_token(int fd, char *buf)
+{
+	size_t used = 0;
+
+	while (used < KH_PERMIT_MAX) {
+		ssize_t n = pread(fd, buf + used, KH_PERMIT_MAX - used,
+				  (off_t)used);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	return (ssize_t)used;
+}
+
+/* Confirms the token names the broker's own file for it (dev, ino). */
+static bool is_broker_file(struct access_ctx *ctx, const struct stat *held,
+			   const struct kh_permit *permit)
+{
+	struct stat st;
+
+	if (kd_permits_dir_stat(&ctx->d->permits, permit->uid, permit->jti,
+				&st) < 0)
+		return false;
+	return S_ISREG(st.st_mode) && st.st_dev == held->st_dev &&
+	       st.st_ino == held->st_ino;
+}
+
+static void decode_candidate(struct access_ctx *ctx, struct candidate *c,
+			     const char *token, size_t len,
+			     const struct stat *held)
+{
+	struct kh_err err = { { 0 } };
+
+	c->verdict = kh_permit_decode(token, len, &ctx->d->keyring,
+				      &c->permit, &err);
+	if (c->verdict != KH_VERDICT_OK) {
+		(void)snprintf(c->reason, sizeof(c->reason), "%s",
+			       kh_verdict_str(c->verdict));
+		return;
+	}
+	c->decoded = true;
+	c->genuine = kd_jti_is_valid(c->permit.jti) &&
+		     is_broker_file(ctx, held, &c->permit);
+}
+
+/*
+ * kd_proc_scan_fds callback: takes our own copy of the fd, confirms it
+ * is the file the scan saw (the process may have reused the number),
+ * and reads the token from it.
+ */
+static int collect_permit(int target_fd, const struct stat *seen, void *opaque)
+{
+	struct access_ctx *ctx = opaque;
+	char *token = NULL;
+	struct stat st;
+	ssize_t len;
+	int fd;
+
+	if (ctx->count == MAX_CANDIDATES)
+		return 1;
+	fd = kd_proc_getfd(&ctx->proc, target_fd);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_dev != seen->st_dev || st.st_ino != seen->st_ino)
+		goto out;
+	token = malloc(KH_PERMIT_MAX + 1);
+	if (!token)
+		goto out;
+	len = read_token(fd, token);
+	if (len > 0)
+		decode_candidate(ctx, &ctx->cands[ctx->count++], token,
+				 (size_t)len, &st);
+out:
+	if (token) {
+		sodium_memzero(token, KH_PERMIT_MAX + 1);
+		free(token);
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Caller holds d->lock. Fills c->verdict and c->reason for a decoded
+ * permit. A permit that is not in the broker's own file never passes,
+ * but it is checked too, so that its reason is the specific one. For
+ * example, a copy held by another uid is a "subject mismatch", and a
+ * revoked permit whose file was removed is "revoked".
+ */
+static void check_candidate(struct access_ctx *ctx, struct candidate *c,
+			    int64_t now)
+{
+	struct kd_daemon *d = ctx->d;
+	struct kd_issued_entry issued;
+	struct kh_permit_expect expect = {
+		.tenant = d->config->tenant,
+		.env = d->config->env,
+		.now = now,
+		.uid = (int64_t)ctx->uid,
+		.hA = ctx->exec_hA,
+		.hP = kh_policy_hash(d->policy),
+		.secret = ctx->secret,
+		.uses_spent = (int64_t)kh_ledger_uses(d->ledger, c->permit.jti),
+		.revoked = kh_ledger_is_revoked(d->ledger, c->permit.jti),
+	};
+	struct kh_err err = { { 0 } };
+
+	/*
+	 * A tool_call permit's action cannot be recomputed at use time, so
+	 * its hA is taken as is. The issued index records which permits
+	 * came from tool_call decisions.
+	 */
+	if (strcmp(c->permit.hA, ctx->exec_hA) != 0 &&
+	    kd_issued_find(d->issued, c->permit.jti, &issued) == 0 &&
+	    issued.kind == KD_ACTION_TOOL_CALL)
+		expect.hA = c->permit.hA;
+	else if (ctx->exec_hA[0] == '\0')
+		expect.hA = "exec action unavailable";
+	if (d->config->on_policy_change == KH_POLICY_CHANGE_HONOR)
+		expect.hP = NULL;
+
+	c->verdict = kh_permit_check(&c->permit, &expect, &err);
+	(void)snprintf(c->reason, sizeof(c->reason), "%s",
+		       c->verdict == KH_VERDICT_OK && !c->genuine ?
+			       "permit file was not written by the broker" :
+			       kh_verdict_str(c->verdict));
+}
+
+static bool grants_path(const struct candidate *c, const char *secret)
+{
+	const json_t *value;
+	size_t i;
+
+	if (!c->decoded)
+		return false;
+	json_array_foreach(c->permit.secrets, i, value) {
+		const char *s = json_string_value(value);
+
+		if (s && strcmp(s, secret) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Orders failures by how close the permit came: one that grants this
+ * path beats one that does not, then a later failed check beats an
+ * earlier one (the verdict order follows the check order).
+ */
+static int failure_rank(const struct candidate *c, const char *secret)
+{
+	int rank = (int)c->verdict * 2;
+
+	/* Every check passed but the file is a copy: the closest miss. */
+	if (c->decoded && !c->genuine && c->verdict == KH_VERDICT_OK)
+		rank = (int)KH_VERDICT_REVOKED * 2 + 1;
+	if (grants_path(c, secret))
+		rank += 100;
+	return rank;
+}
+
+/* Caller holds d->lock. Picks the first passing permit, or the best miss. */
+static void choose_permit(struct access_ctx *ctx, int64_t now)
+{
+	for (size_t i = 0; i < ctx->count; i++) {
+		struct candidate *c = &ctx->cands[i];
+
+		if (c->decoded)
+			check_candidate(ctx, c, now);
+		if (c->decoded && c->genuine && c->verdict == KH_VERDICT_OK) {
+			ctx->chosen = c;
+			return;
+		}
+		if (!ctx->best || failure_rank(c, ctx->secret) >
+					  failure_rank(ctx->best, ctx->secret))
+			ctx->best = c;
+	}
+	if (ctx->best)
+		set_reason(ctx, ctx->best->reason);
+	else
+		set_reason(ctx, "no permit held");
+}
+
+static json_t *access_fields(struct access_ctx *ctx,
+			     const struct candidate *c, const char *outcome)
+{
+	struct kd_daemon *d = ctx->d;
+	json_t *decision = json_null(), *fields;
+	char hash[KH_HASH_HEX_LEN + 1];
+	const char *jti = NULL;
+	uint64_t seq;
+
+	if (c && c->decoded && kd_jti_is_valid(c->permit.jti)) {
+		jti = c->permit.jti;
+		if (kh_ledger_find_decision(d->ledger, jti, &seq, hash) == 0)
+			decision = json_pack("{s:I, s:s}", "seq",
+					     (json_int_t)seq, "hash", hash);
+	}
+	fields = json_pack(
+		"{s:o, s:o, s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:s, s:I,"
+		" s:o}",
+		"jti", jti ? json_string(jti) : json_null(),
+		"decision", decision ? decision : json_null(),
+		"backend", ctx->node_backend, "secret", ctx->secret,
+		"outcome", outcome, "reason", ctx->reason,
+		"reader", "uid", (json_int_t)ctx->uid,
+		"pid", (json_int_t)ctx->proc.tgid,
+		"hP", kh_policy_hash(d->policy),
+		"uses", (json_int_t)ctx->uses_after,
+		"exp", jti ? json_integer(c->permit.exp) : json_null());
+	return fields;
+}
+
+/* Caller holds d->lock. Appends the access record; returns its seq. */
+static int record_access(struct access_ctx *ctx, const struct candidate *c,
+			 const char *outcome, uint64_t *seq)
+{
+	struct kh_err err = { { 0 } };
+	json_t *fields = access_fields(ctx, c, outcome);
+	int r;
+
+	*seq = 0;
+	if (!fields)
+		return -ENOMEM;
+	r = kd_daemon_append(ctx->d, "access", fields, seq, NULL, &err);
+	json_decref(fields);
+	return r;
+}
+
+/* Caller holds d->lock. Logs the denial in the DPR, the log and xattr. */
+static void deny_locked(struct access_ctx *ctx, const struct candidate *c)
+{
+	uint64_t seq = 0;
+
+	ctx->uses_after = 0;
+	(void)record_access(ctx, c, "denied", &seq);
+	kd_reasons_set(ctx->d->reasons, ctx->uid, ctx->path, ctx->reason);
+	kd_log_denial(ctx->uid, ctx->path,
+		      "access denied: uid=%u pid=%d path=%s jti=%s rule=%s "
+		      "seq=%llu reason=%s", (unsigned int)ctx->uid,
+		      (int)ctx->proc.tgid, ctx->path,
+		      c && c->decoded ? c->permit.jti : "-",
+		      c && c->decoded ? c->permit.rule : "-",
+		      (unsigned long long)seq, ctx->reason);
+}
+
+/*
+ * Caller holds d->lock. Verifies the permits collected and, for the one
+ * chosen, consumes a use: the "access" record is durable before the
+ * ledger counts the use and before any secret is fetched.
+ */
+static int consume_locked(struct access_ctx *ctx)
+{
+	struct kd_daemon *d = ctx->d;
+	struct candidate *c;
+	uint64_t seq = 0;
+
+	choose_permit(ctx, (int64_t)time(NULL));
+	c = ctx->chosen;
+	if (c && kd_proc_still_same(&ctx->proc) < 0) {
+		set_reason(ctx, "caller process exited during the check");
+		ctx->best = c;
+		c = ctx->chosen = NULL;
+	}
+	if (!c) {
+		deny_locked(ctx, ctx->best);
+		return -EACCES;
+	}
+	set_reason(ctx, "permit verified");
+	ctx->uses_after = kh_ledger_uses(d->ledger, c->permit.jti) + 1;
+	if (record_access(ctx, c, "granted", &seq) < 0) {
+		set_reason(ctx, "audit log write failed");
+		ctx->chosen = NULL;
+		deny_locked(ctx, c);
+		return -EACCES;
+	}
+	(void)kh_ledger_note_use(d->ledger, c->permit.jti, c->permit.exp);
+	kd_log(LOG_INFO, "access granted: uid=%u pid=%d path=%s jti=%s "
+	       "rule=%s seq=%llu uses=%u/%u", (unsigned int)ctx->uid,
+	       (int)ctx->proc.tgid, ctx->path, c->permit.jti, c->permit.rule,
+	       (unsigned long long)seq, ctx->uses_after, c->permit.uses);
+	return 0;
+}
+
+/* Computes hA of the exec action the kernel shows for the caller. */
+static void build_exec_hash(struct access_ctx *ctx)
+{
+	struct kh_err err = { { 0 } };
+	json_t *action = NULL;
+
+	ctx->exec_hA[0] = '\0';
+	if (kh_action_from_proc(ctx->proc.tgid, ctx->proc.dirfd, &action,
+				&err) < 0) {
+		kd_log(LOG_DEBUG, "no exec action for pid=%d: %s",
+		       (int)ctx->proc.tgid, err.msg);
+		return;
+	}
+	if (kh_action_hash(action, ctx->exec_hA, &err) < 0)
+		ctx->exec_hA[0] = '\0';
+	json_decref(action);
+}
+
+/* Steps 1-3: finds the caller's process and the permit files it holds. */
+static int inspect_caller(struct access_ctx *ctx, pid_t tid)
+{
+	pid_t tgid;
+	int r;
+
+	r = kd_proc_tgid(tid, &tgid);
+	if (r == 0)
+		r = kd_proc_open(tgid, &ctx->proc);
+	if (r < 0) {
+		set_reason(ctx, "caller process not found");
+		return r;
+	}
+	build_exec_hash(ctx);
+	r = kd_proc_scan_fds(&ctx->proc, ctx->d->permits.dev,
+			     ctx->d->mount_dev, collect_permit, ctx);
+	if (r < 0) {
+		set_reason(ctx, "cannot read the caller's open files");
+		return r;
+	}
+	return 0;
+}
+
+static int fetch_secret(struct access_ctx *ctx, struct kh_secret **out)
+{
+	const struct candidate *c = ctx->chosen;
+	struct kh_backend *backend = kd_daemon_backend(ctx->d,
+						       ctx->node_backend);
+	struct kh_fetch_ctx fetch = {
+		.jti = c->permit.jti,
+		.deadline = c->permit.exp,
+	};
+	struct kh_err err = { { 0 } };
+	int r;
+
+	if (!backend)
+		return -ENOENT;
+	r = backend->ops->fetch(backend->state, ctx->node_name, &fetch, out,
+				&err);
+	if (r < 0)
+		kd_log(LOG_ERR, "backend %s: fetch for jti=%s failed: %s",
+		       backend->name, c->permit.jti, err.msg);
+	return r;
+}
+
+static void clear_ctx(struct access_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->count; i++)
+		kh_permit_clear(&ctx->cands[i].permit);
+	kd_proc_close(&ctx->proc);
+}
+
+static int split_path(struct access_ctx *ctx, const char *path)
+{
+	const char *slash;
+	size_t len;
+
+	ctx->path = path;
+	ctx->secret = path[0] == '/' ? path + 1 : path;
+	slash = strchr(ctx->secret, '/');
+	len = slash ? (size_t)(slash - ctx->secret) : 0;
+	if (!slash || len >= sizeof(ctx->node_backend) ||
+	    strlen(slash + 1) >= sizeof(ctx->node_name))
+		return -ENOENT;
+	memcpy(ctx->node_backend, ctx->secret, len);
+	ctx->node_backend[len] = '\0';
+	(void)snprintf(ctx->node_name, sizeof(ctx->node_name), "%s",
+		       slash + 1);
+	return 0;
+}
+
+/*
+ * Runs the open() check for path ("/<backend>/<name>") on behalf of
+ * thread tid of uid. On success *out contains the fetched secret and the
+ * opener's identity for later reads. Returns -EACCES on any denial.
+ */
+int kd_access_open(struct kd_daemon *d, const char *path, uid_t uid,
+		   pid_t tid, struct kd_handle **out)
+{
+	struct access_ctx *ctx;
+	struct kd_handle *handle = NULL;
+	struct kh_secret *secret = NULL;
+	int r;
+
+	*out = NULL;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->d = d;
+	ctx->uid = uid;
+	ctx->proc.pidfd = ctx->proc.dirfd = -1;
+	if (split_path(ctx, path) < 0) {
+		free(ctx);
+		return -ENOENT;
+	}
+	r = inspect_caller(ctx, tid);
+
+	pthread_mutex_lock(&d->lock);
+	if (r < 0)
+		deny_locked(ctx, NULL);
+	else
+		r = consume_locked(ctx);
+	pthread_mutex_unlock(&d->lock);
+	if (r < 0)
+		goto out;
+
+	r = fetch_secret(ctx, &secret);
+	handle = r == 0 ? calloc(1, sizeof(*handle)) : NULL;
+	if (!handle) {
+		set_reason(ctx, "backend fetch failed");
+		pthread_mutex_lock(&d->lock);
+		deny_locked(ctx, ctx->chosen);
+		pthread_mutex_unlock(&d->lock);
+		kh_secret_free(secret);
+		r = -EACCES;
+		goto out;
+	}
+	handle->secret = secret;
+	handle->opener = ctx->proc;
+	ctx->proc.pidfd = ctx->proc.dirfd = -1;
+	*out = handle;
+out:
+	clear_ctx(ctx);
+	free(ctx);
+	return r < 0 ? -EACCES : 0;
+}
+
+/*
+ * Allows a read only from the thread group that opened the secret and
+ * only while that process lives: an fd passed over SCM_RIGHTS, or
+ * inherited by a child, must not read.
+ */
+int kd_access_read(struct kd_daemon *d, struct kd_handle *handle,
+		   const char *path, uid_t uid, pid_t tid)
+{
+	pid_t tgid = 0;
+
+	if (kd_proc_tgid(tid, &tgid) == 0 && tgid == handle->opener.tgid &&
+	    kd_proc_still_same(&handle->opener) == 0)
+		return 0;
+	kd_reasons_set(d->reasons, uid, path ? path : "",
+		       "reader is not the process that opened the secret");
+	kd_log_denial(uid, path ? path : "read",
+		      "read denied: uid=%u pid=%d path=%s opener=%d reason="
+		      "reader is not the process that opened the secret",
+		      (unsigned int)uid, (int)tgid, path ? path : "-",
+		      (int)handle->opener.tgid);
+	return -EACCES;
+}
+
+/* Wipes and frees the secret; runs when the last fd closes. */
+void kd_access_release(struct kd_handle *handle)
+{
+	if (!handle)
+		return;
+	kh_secret_free(handle->secret);
+	kd_proc_close(&handle->opener);
+	free(handle);
+}

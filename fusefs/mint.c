@@ -1,0 +1,375 @@
+/*
+ * The broker operations behind the socket: request (policy evaluation,
+ * the DPR decision record, then the permit file), revoke and status.
+ * Each returns the reply object; none of them sends it.
+ *
+ * A permit is never returned unless its decision record is durably in
+ * the DPR log: kh_dpr_append returns only after fdatasync, and a failed
+ * append turns the reply into a denial.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "daemon.h"
+
+/* How often expired ledger and index entries are dropped, in seconds. */
+#define PRUNE_INTERVAL 60
+
+struct mint_job {
+	const json_t *action;
+	struct kh_agent agent;
+	char exe[PATH_MAX];
+	int64_t now;
+	json_t *state;
+	char hA[KH_HASH_HEX_LEN + 1];
+	char hP[KH_HASH_HEX_LEN + 1];
+	char hS[KH_HASH_HEX_LEN + 1];
+	struct kh_decision decision;
+	char jti[KH_JTI_LEN + 1];
+	int64_t exp;
+	bool decided;     /* policy was evaluated; the record may be missing */
+	uint64_t seq;
+	char hash[KH_HASH_HEX_LEN + 1];
+};
+
+static int64_t last_prune;
+
+json_t *kd_reply_error(const char *error, const char *reason)
+{
+	json_t *reply = json_pack("{s:b, s:s}", "ok", 0, "error", error);
+
+	if (reply && reason)
+		json_object_set_new(reply, "reason", json_string(reason));
+	return reply;
+}
+
+static json_t *reply_denied(const char *reason, const char *rule,
+			    uint64_t seq)
+{
+	return json_pack("{s:b, s:s, s:s, s:s, s:o}", "ok", 0, "error",
+			 "denied", "reason", reason, "rule", rule, "seq",
+			 seq ? json_integer((json_int_t)seq) : json_null());
+}
+
+/* Caller holds d->lock. */
+static void prune_locked(struct kd_daemon *d, int64_t now)
+{
+	if (now - last_prune < PRUNE_INTERVAL)
+		return;
+	last_prune = now;
+	kh_ledger_prune(d->ledger, now, kh_policy_max_window(d->policy));
+	kd_issued_prune(d->issued, now);
+}
+
+static json_t *decision_fields(const struct mint_job *job)
+{
+	const struct kh_decision *dec = &job->decision;
+	bool permit = dec->effect == KH_EFFECT_PERMIT;
+
+	return json_pack(
+		"{s:s, s:s, s:s, s:{s:I, s:I, s:s}, s:O, s:s, s:s, s:s, s:O,"
+		" s:o, s:o, s:f}",
+		"effect", permit ? "permit" : "deny",
+		"rule", dec->rule,
+		"reason", dec->reason,
+		"agent", "uid", (json_int_t)job->agent.uid,
+		"pid", (json_int_t)job->agent.pid, "exe", job->exe,
+		"action", job->action,
+		"hA", job->hA, "hP", job->hP, "hS", job->hS,
+		"state", job->state,
+		"jti", permit ? json_string(job->jti) : json_null(),
+		"exp", permit ? json_integer(job->exp) : json_null(),
+		"amount", dec->amount);
+}
+
+/*
+ * Evaluates the request and appends its decision record. Caller holds
+ * d->lock, so the counters the state shows are the ones the ledger
+ * charges. On a permit the ledger and the issued index learn the jti.
+ */
+static int decide_locked(struct kd_daemon *d, struct mint_job *job,
+			 struct kh_err *err)
+{
+	const char *type;
+	json_t *fields = NULL;
+	int r;
+
+	job->now = (int64_t)time(NULL);
+	prune_locked(d, job->now);
+	(void)snprintf(job->hP, sizeof(job->hP), "%s",
+		       kh_policy_hash(d->policy));
+	r = kh_state_build(d->policy, d->ledger, &job->agent, job->now,
+			   &job->state, err);
+	if (r == 0)
+		r = kh_hash(job->state, job->hS, err);
+	if (r == 0)
+		r = kh_policy_eval(d->policy, job->action, job->state,
+				   &job->decision, err);
+	if (r == 0)
+		r = kh_action_hash(job->action, job->hA, err);
+	if (r < 0)
+		return r;
+	if (job->decision.effect == KH_EFFECT_PERMIT) {
+		r = kh_permit_new_jti(job->jti);
+		if (r < 0) {
+			kh_err_set(err, "cannot create a random jti");
+			return r;
+		}
+		job->exp = job->now + job->decision.ttl;
+	}
+	job->decided = true;
+	fields = decision_fields(job);
+	if (!fields)
+		return -ENOMEM;
+	r = kd_daemon_append(d, "decision", fields, &job->seq, job->hash,
+			     err);
+	json_decref(fields);
+	if (r < 0 || job->decision.effect != KH_EFFECT_PERMIT)
+		return r;
+
+	type = json_string_value(json_object_get(job->action, "type"));
+	(void)kh_ledger_note_mint(d->ledger, job->decision.rule,
+				  job->agent.uid, job->now,
+				  job->decision.amount);
+	(void)kh_ledger_note_decision(d->ledger, job->jti, job->exp, job->seq,
+				      job->hash);
+	(void)kd_issued_add(d->issued, job->jti, job->agent.uid, job->exp,
+			    type && strcmp(type, "tool_call") == 0 ?
+				    KD_ACTION_TOOL_CALL : KD_ACTION_EXEC);
+	return 0;
+}
+
+static json_t *permit_claims(const struct kd_daemon *d,
+			     const struct mint_job *job)
+{
+	const struct kh_decision *dec = &job->decision;
+	char sub[32];
+
+	(void)snprintf(sub, sizeof(sub), "uid:%u",
+		       (unsigned int)job->agent.uid);
+	return json_pack(
+		"{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s,"
+		" s:{s:O, s:I}, s:o}",
+		"iss", d->config->broker_id, "sub", sub,
+		"tenant", d->config->tenant, "env", d->config->env,
+		"hA", job->hA, "hP", job->hP, "hS", job->hS,
+		"iat", (json_int_t)job->now, "exp", (json_int_t)job->exp,
+		"jti", job->jti, "rule", dec->rule,
+		"grants", "secrets", dec->secrets, "uses",
+		(json_int_t)dec->uses,
+		"constraints", dec->constraints ?
+			json_deep_copy(dec->constraints) : json_object());
+}
+
+/*
+ * Marks a permit whose file could not be written as revoked, so that
+ * the log does not show a usable permit that the agent never received.
+ */
+static void withdraw_permit(struct kd_daemon *d, const struct mint_job *job,
+			    const char *why)
+{
+	json_t *fields;
+
+	fields = json_pack("{s:s, s:I, s:{s:I}, s:s}", "jti", job->jti,
+			   "exp", (json_int_t)job->exp, "by", "uid",
+			   (json_int_t)0, "reason", why);
+	pthread_mutex_lock(&d->lock);
+	if (fields &&
+	    kd_daemon_append(d, "revoke", fields, NULL, NULL, NULL) == 0)
+		(void)kh_ledger_note_revoke(d->ledger, job->jti, job->exp);
+	pthread_mutex_unlock(&d->lock);
+	json_decref(fields);
+}
+
+/* Signs the permit and writes it to permits_dir/<uid>/<jti>. */
+static int issue_permit(struct kd_daemon *d, const struct mint_job *job,
+			struct kh_err *err)
+{
+	json_t *claims = permit_claims(d, job);
+	char *token = NULL;
+	int r;
+
+	if (!claims)
+		return -ENOMEM;
+	r = kh_permit_mint(d->permit_key, claims, &token, err);
+	json_decref(claims);
+	if (r < 0)
+		return r;
+	r = kd_permits_dir_write(&d->permits, job->agent.uid, job->agent.gid,
+				 job->jti, token, err);
+	sodium_memzero(token, strlen(token));
+	free(token);
+	return r;
+}
+
+static json_t *reply_permit(const struct kd_daemon *d,
+			    const struct mint_job *job)
+{
+	char path[PATH_MAX + 32];
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/%u/%s", d->config->permits_dir,
+		     (unsigned int)job->agent.uid, job->jti);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return kd_reply_error("internal", "permit path too long");
+	return json_pack("{s:b, s:s, s:s, s:s, s:I, s:s, s:s, s:I}",
+			 "ok", 1, "effect", "permit", "jti", job->jti,
+			 "path", path, "exp", (json_int_t)job->exp,
+			 "rule", job->decision.rule, "hA", job->hA,
+			 "seq", (json_int_t)job->seq);
+}
+
+static json_t *finish_request(struct kd_daemon *d, struct mint_job *job)
+{
+	struct kh_err err = { { 0 } };
+	unsigned int uid = (unsigned int)job->agent.uid;
+	int pid = (int)job->agent.pid;
+
+	if (job->decision.effect != KH_EFFECT_PERMIT) {
+		kd_log_denial(job->agent.uid, "request",
+			      "request denied: uid=%u pid=%d rule=%s seq=%llu "
+			      "reason=%s", uid, pid, job->decision.rule,
+			      (unsigned long long)job->seq,
+			      job->decision.reason);
+		return reply_denied(job->decision.reason, job->decision.rule,
+				    job->seq);
+	}
+	if (issue_permit(d, job, &err) < 0) {
+		kd_log(LOG_ERR, "cannot issue permit: jti=%s uid=%u seq=%llu: "
+		       "%s", job->jti, uid, (unsigned long long)job->seq,
+		       err.msg);
+		withdraw_permit(d, job, "permit file could not be written");
+		return kd_reply_error("internal", "permit could not be issued");
+	}
+	kd_log(LOG_INFO, "permit issued: jti=%s uid=%u pid=%d rule=%s "
+	       "seq=%llu exp=%lld", job->jti, uid, pid, job->decision.rule,
+	       (unsigned long long)job->seq, (long long)job->exp);
+	return reply_permit(d, job);
+}
+
+/*
+ * Handles {"op":"request","action":{...}} for the peer the kernel named
+ * through SO_PEERCRED.
+ */
+json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
+			const json_t *action)
+{
+	struct mint_job job;
+	struct kh_err err = { { 0 } };
+	json_t *reply;
+	int r;
+
+	memset(&job, 0, sizeof(job));
+	job.action = action;
+	if (kh_action_validate(action, &err) < 0)
+		return kd_reply_error("invalid", err.msg);
+	if (kh_agent_resolve(peer->uid, &job.agent, &err) < 0) {
+		kd_log_denial(peer->uid, "request",
+			      "request denied: uid=%u pid=%d: %s",
+			      (unsigned int)peer->uid, (int)peer->pid,
+			      err.msg);
+		return reply_denied("unknown agent uid", "", 0);
+	}
+	job.agent.pid = peer->pid;
+	kd_proc_exe(peer->pid, job.exe, sizeof(job.exe));
+
+	pthread_mutex_lock(&d->lock);
+	r = decide_locked(d, &job, &err);
+	pthread_mutex_unlock(&d->lock);
+
+	if (r < 0 && job.decided) {
+		/* The decision was made but could not be logged. */
+		kd_log(LOG_ERR, "request denied: uid=%u pid=%d rule=%s: audit "
+		       "log write failed", (unsigned int)peer->uid,
+		       (int)peer->pid, job.decision.rule);
+		reply = reply_denied("audit log write failed",
+				     job.decision.rule, 0);
+	} else if (r < 0) {
+		kd_log(LOG_ERR, "request failed: uid=%u pid=%d: %s",
+		       (unsigned int)peer->uid, (int)peer->pid, err.msg);
+		reply = kd_reply_error("internal", err.msg);
+	} else {
+		reply = finish_request(d, &job);
+	}
+	kh_decision_clear(&job.decision);
+	json_decref(job.state);
+	return reply;
+}
+
+/* Handles {"op":"revoke","jti":...}: only the owner or root may revoke. */
+json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
+		       const char *jti, const char *reason)
+{
+	struct kd_issued_entry entry;
+	char hash[KH_HASH_HEX_LEN + 1];
+	uint64_t decision_seq, seq = 0;
+	json_t *fields = NULL, *reply;
+	int r;
+
+	if (!kd_jti_is_valid(jti))
+		return kd_reply_error("invalid", "$.jti: expected a 22-character "
+				      "base64url jti as returned by request");
+	pthread_mutex_lock(&d->lock);
+	if (kh_ledger_find_decision(d->ledger, jti, &decision_seq, hash) < 0 ||
+	    kd_issued_find(d->issued, jti, &entry) < 0) {
+		reply = kd_reply_error("not_found", "no unexpired permit has "
+				       "this jti");
+		goto out;
+	}
+	if (peer->uid != 0 && peer->uid != entry.uid) {
+		reply = reply_denied("only the permit's owner or root may "
+				     "revoke it", "", 0);
+		kd_log_denial(peer->uid, "revoke", "revoke denied: jti=%s "
+			      "uid=%u owner=%u", jti, (unsigned int)peer->uid,
+			      (unsigned int)entry.uid);
+		goto out;
+	}
+	if (kh_ledger_is_revoked(d->ledger, jti)) {
+		reply = json_pack("{s:b, s:s, s:n}", "ok", 1, "jti", jti,
+				  "seq");
+		goto out;
+	}
+	fields = json_pack("{s:s, s:I, s:{s:I}, s:s}", "jti", jti, "exp",
+			   (json_int_t)entry.exp, "by", "uid",
+			   (json_int_t)peer->uid, "reason",
+			   reason ? reason : "revoked on request");
+	r = fields ? kd_daemon_append(d, "revoke", fields, &seq, NULL, NULL) :
+		     -ENOMEM;
+	if (r < 0) {
+		reply = kd_reply_error("internal", "audit log write failed");
+		goto out;
+	}
+	(void)kh_ledger_note_revoke(d->ledger, jti, entry.exp);
+	(void)kd_permits_dir_unlink(&d->permits, entry.uid, jti);
+	kd_log(LOG_NOTICE, "permit revoked: jti=%s uid=%u by uid=%u seq=%llu",
+	       jti, (unsigned int)entry.uid, (unsigned int)peer->uid,
+	       (unsigned long long)seq);
+	reply = json_pack("{s:b, s:s, s:I}", "ok", 1, "jti", jti, "seq",
+			  (json_int_t)seq);
+out:
+	pthread_mutex_unlock(&d->lock);
+	json_decref(fields);
+	return reply;
+}
+
+/* Handles {"op":"status"}. */
+json_t *kd_mint_status(struct kd_daemon *d)
+{
+	json_t *reply;
+
+	pthread_mutex_lock(&d->lock);
+	reply = json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:s, s:I}",
+			  "ok", 1, "ready", d->ready, "version", KH_VERSION,
+			  "tenant", d->config->tenant, "env", d->config->env,
+			  "broker_id", d->config->broker_id,
+			  "hP", kh_policy_hash(d->policy),
+			  "seq", (json_int_t)d->last_seq);
+	pthread_mutex_unlock(&d->lock);
+	return reply;
+}

@@ -1,0 +1,263 @@
+/*
+ * The permits directory: permits_dir (root, 0755) holds one directory
+ * per agent uid (owned by the agent, 0700) and in it one file per
+ * permit (owned by the agent, 0400, named by its jti).
+ *
+ * Every path below permits_dir is resolved from an fd with O_NOFOLLOW,
+ * because the agent owns its <uid> directory and could plant links in
+ * it. The root-owned parent keeps the agent from renaming or replacing
+ * the <uid> directory itself.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+bool kd_jti_is_valid(const char *jti)
+{
+	size_t len = 0;
+
+	if (!jti)
+		return false;
+	for (const char *p = jti; *p; p++, len++) {
+		if (!(*p >= 'A' && *p <= 'Z') && !(*p >= 'a' && *p <= 'z') &&
+		    !(*p >= '0' && *p <= '9') && *p != '-' && *p != '_')
+			return false;
+	}
+	return len == KH_JTI_LEN;
+}
+
+/* Creates path and any missing parents with mode; existing ones stay. */
+int kd_mkdir_parents(const char *path, mode_t mode, struct kh_err *err)
+{
+	char buf[PATH_MAX];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%s", path);
+	if (n < 0 || (size_t)n >= sizeof(buf) || buf[0] != '/') {
+		kh_err_set(err, "invalid directory %s: use an absolute path "
+			   "shorter than %d bytes", path, PATH_MAX);
+		return -EINVAL;
+	}
+	for (char *p = buf + 1;; p++) {
+		bool last = *p == '\0';
+
+		if (*p != '/' && !last)
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST) {
+			int e = errno;
+
+			kh_err_set(err, "cannot create directory %s: %s", buf,
+				   strerror(e));
+			return -e;
+		}
+		if (last)
+			break;
+		*p = '/';
+	}
+	return 0;
+}
+
+int kd_permits_dir_open(const char *path, struct kd_permits_dir *out,
+			struct kh_err *err)
+{
+	struct stat st;
+	int fd = -1, r;
+
+	out->fd = -1;
+	out->dev = 0;
+	r = kd_mkdir_parents(path, 0755, err);
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = -errno;
+		kh_err_set(err, "cannot open permits_dir %s: %s", path,
+			   strerror(-r));
+		goto out;
+	}
+	/* Agents must not be able to create or rename each other's dirs. */
+	if (st.st_uid != geteuid() || (st.st_mode & 0022) != 0) {
+		r = -EPERM;
+		kh_err_set(err, "permits_dir %s is owned by uid %u with mode "
+			   "%04o: it must be owned by uid %u and not writable "
+			   "by group or others (chown root and chmod 0755)",
+			   path, (unsigned int)st.st_uid,
+			   (unsigned int)(st.st_mode & 07777),
+			   (unsigned int)geteuid());
+		goto out;
+	}
+	out->fd = fd;
+	out->dev = st.st_dev;
+	fd = -1;
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+void kd_permits_dir_close(struct kd_permits_dir *dir)
+{
+	if (dir->fd >= 0)
+		close(dir->fd);
+	dir->fd = -1;
+}
+
+/*
+ * Opens permits_dir/<uid>, creating it for the agent when missing.
+ * Refuses a directory that is a symlink, owned by someone else or open
+ * to group or others, since permits in it would leak or be swapped.
+ */
+static int open_user_dir(const struct kd_permits_dir *dir, uid_t uid,
+			 gid_t gid, struct kh_err *err)
+{
+	char name[16];
+	struct stat st;
+	bool created = false;
+	int fd = -1, r;
+
+	(void)snprintf(name, sizeof(name), "%u", (unsigned int)uid);
+	if (mkdirat(dir->fd, name, 0700) == 0)
+		created = true;
+	else if (errno != EEXIST)
+		goto fail;
+	fd = openat(dir->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+				       O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	if (created && fchown(fd, uid, gid) < 0)
+		goto fail;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (st.st_uid != uid || (st.st_mode & 07777) != 0700) {
+		kh_err_set(err, "permits directory for uid %s is owned by "
+			   "uid %u with mode %04o, expected uid %u and 0700: "
+			   "remove it so that keyholed recreates it",
+			   name, (unsigned int)st.st_uid,
+			   (unsigned int)(st.st_mode & 07777),
+			   (unsigned int)uid);
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+fail:
+	r = -errno;
+	kh_err_set(err, "cannot open permits directory for uid %u: %s",
+		   (unsigned int)uid, strerror(-r));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Writes token to permits_dir/<uid>/<jti>, created with its final mode
+ * 0400 and owner (O_EXCL, so an existing file or link is never reused)
+ * and fsync'd before returning. A partial file is removed on failure.
+ */
+int kd_permits_dir_write(const struct kd_permits_dir *dir, uid_t uid,
+			 gid_t gid, const char *jti, const char *token,
+			 struct kh_err *err)
+{
+	int dirfd, fd = -1, r;
+	bool created = false;
+
+	if (!kd_jti_is_valid(jti)) {
+		kh_err_set(err, "invalid jti for a permit file name");
+		return -EINVAL;
+	}
+	dirfd = open_user_dir(dir, uid, gid, err);
+	if (dirfd < 0)
+		return dirfd;
+	fd = openat(dirfd, jti, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					O_CLOEXEC, 0400);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	created = true;
+	if (fchown(fd, uid, gid) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = write_all(fd, token, strlen(token));
+	if (r == 0)
+		r = write_all(fd, "\n", 1);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r < 0)
+		goto fail;
+	close(fd);
+	(void)fsync(dirfd);
+	close(dirfd);
+	return 0;
+fail:
+	kh_err_set(err, "cannot write permit file %u/%s in permits_dir: %s",
+		   (unsigned int)uid, jti, strerror(-r));
+	if (fd >= 0)
+		close(fd);
+	if (created)
+		(void)unlinkat(dirfd, jti, 0);
+	close(dirfd);
+	return r;
+}
+
+/* lstat of permits_dir/<uid>/<jti>, without following any link. */
+int kd_permits_dir_stat(const struct kd_permits_dir *dir, uid_t uid,
+			const char *jti, struct stat *st)
+{
+	char name[16];
+	int dirfd, r = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (!kd_jti_is_valid(jti))
+		return -EINVAL;
+	(void)snprintf(name, sizeof(name), "%u", (unsigned int)uid);
+	dirfd = openat(dir->fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+				      O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	if (fstatat(dirfd, jti, st, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	close(dirfd);
+	return r;
+}
+
+int kd_permits_dir_unlink(const struct kd_permits_dir *dir, uid_t uid,
+			  const char *jti)
+{
+	char name[16];
+	int dirfd, r = 0;
+
+	if (!kd_jti_is_valid(jti))
+		return -EINVAL;
+	(void)snprintf(name, sizeof(name), "%u", (unsigned int)uid);
+	dirfd = openat(dir->fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+				      O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	if (unlinkat(dirfd, jti, 0) < 0)
+		r = -errno;
+	close(dirfd);
+	return r;
+}

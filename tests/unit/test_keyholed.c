@@ -1,0 +1,511 @@
+/*
+ * Unit tests for keyholed's building blocks that need no FUSE mount:
+ * the denial-reason table, the issued-permit index and its DPR replay,
+ * the permits directory, /proc inspection and the denial rate limit.
+ *
+ * The permits directory cases chown files and need root, as keyholed
+ * does.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../fusefs/daemon.h"
+
+#include "harness.h"
+
+/* The agent uid the permits directory cases write for (daemon). */
+#define AGENT_UID 1
+#define AGENT_GID 1
+
+static char *make_temp_dir(void)
+{
+	char *dir = strdup("/tmp/keyhole-unit.XXXXXX");
+
+	if (dir && !mkdtemp(dir)) {
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+static void remove_tree(const char *dir)
+{
+	char cmd[512];
+
+	if (snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir) < (int)sizeof(cmd))
+		(void)system(cmd);
+}
+
+static void test_reasons_per_uid(void)
+{
+	struct kd_reasons *reasons = NULL;
+	char out[KD_REASON_MAX];
+
+	CHECK_INT(kd_reasons_new(&reasons), 0);
+	kd_reasons_set(reasons, 1000, "/local/a", "uses exhausted");
+	CHECK_INT(kd_reasons_get(reasons, 1000, "/local/a", out), 0);
+	CHECK_STR(out, "uses exhausted");
+	CHECK_INT(kd_reasons_get(reasons, 1001, "/local/a", out), -ENODATA);
+	CHECK_STR(out, "");
+	CHECK_INT(kd_reasons_get(reasons, 1000, "/local/b", out), -ENODATA);
+
+	kd_reasons_set(reasons, 1000, "/local/a", "action mismatch");
+	CHECK_INT(kd_reasons_get(reasons, 1000, "/local/a", out), 0);
+	CHECK_STR(out, "action mismatch");
+	kd_reasons_free(reasons);
+}
+
+static void test_reasons_evicts_oldest(void)
+{
+	struct kd_reasons *reasons = NULL;
+	char path[64], out[KD_REASON_MAX];
+
+	CHECK_INT(kd_reasons_new(&reasons), 0);
+	for (int i = 0; i <= KD_REASON_SLOTS; i++) {
+		(void)snprintf(path, sizeof(path), "/local/s%d", i);
+		kd_reasons_set(reasons, 7, path, "no permit held");
+	}
+	/* The first entry was the least recently set, so it went first. */
+	CHECK_INT(kd_reasons_get(reasons, 7, "/local/s0", out), -ENODATA);
+	CHECK_INT(kd_reasons_get(reasons, 7, "/local/s1", out), 0);
+	(void)snprintf(path, sizeof(path), "/local/s%d", KD_REASON_SLOTS);
+	CHECK_INT(kd_reasons_get(reasons, 7, path, out), 0);
+	kd_reasons_free(reasons);
+}
+
+static void test_reasons_long_path_ignored(void)
+{
+	struct kd_reasons *reasons = NULL;
+	char path[KD_REASON_PATH_MAX + 8], out[KD_REASON_MAX];
+
+	CHECK_INT(kd_reasons_new(&reasons), 0);
+	memset(path, 'a', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	kd_reasons_set(reasons, 7, path, "no permit held");
+	CHECK_INT(kd_reasons_get(reasons, 7, path, out), -ENODATA);
+	kd_reasons_free(reasons);
+}
+
+static const struct {
+	const char *jti;
+	bool valid;
+} jti_cases[] = {
+	{ "hb3dA0t6S1uWlCqBtSI8vQ", true },
+	{ "M_SBhSDxjHlkMIriCaiNuw", true },
+	{ "3CiorUdcgVjbTZG9ss2eB-", true },
+	{ "hb3dA0t6S1uWlCqBtSI8v", false },   /* 21 characters */
+	{ "hb3dA0t6S1uWlCqBtSI8vQQ", false }, /* 23 characters */
+	{ "../../../../etc/passwdx", false },
+	{ "hb3dA0t6S1uWlCqBtSI8/Q", false },
+	{ "hb3dA0t6S1uWlCqBtSI8+Q", false },  /* base64, not base64url */
+	{ "hb3dA0t6S1uWlCqBtSI8=Q", false },
+	{ "", false },
+};
+
+static void test_jti_validation(void)
+{
+	for (size_t i = 0; i < sizeof(jti_cases) / sizeof(jti_cases[0]); i++) {
+		if (kd_jti_is_valid(jti_cases[i].jti) != jti_cases[i].valid)
+			kh_test_fail(__FILE__, __LINE__, "jti \"%s\": expected %s",
+				     jti_cases[i].jti,
+				     jti_cases[i].valid ? "valid" : "invalid");
+	}
+	CHECK(!kd_jti_is_valid(NULL));
+}
+
+static void test_issued_add_find_prune(void)
+{
+	struct kd_issued *issued = NULL;
+	struct kd_issued_entry entry;
+
+	CHECK_INT(kd_issued_new(&issued), 0);
+	CHECK_INT(kd_issued_add(issued, "hb3dA0t6S1uWlCqBtSI8vQ", 1000, 100,
+				KD_ACTION_TOOL_CALL), 0);
+	CHECK_INT(kd_issued_add(issued, "M_SBhSDxjHlkMIriCaiNuw", 1001, 200,
+				KD_ACTION_EXEC), 0);
+	CHECK_INT(kd_issued_add(issued, "not a jti", 1, 300, KD_ACTION_EXEC),
+		  -EINVAL);
+
+	CHECK_INT(kd_issued_find(issued, "hb3dA0t6S1uWlCqBtSI8vQ", &entry), 0);
+	CHECK_INT(entry.uid, 1000);
+	CHECK_INT(entry.exp, 100);
+	CHECK_INT(entry.kind, KD_ACTION_TOOL_CALL);
+	CHECK_INT(kd_issued_find(issued, "M_SBhSDxjHlkMIriCaiNuw", &entry), 0);
+	CHECK_INT(entry.kind, KD_ACTION_EXEC);
+	CHECK_INT(kd_issued_find(issued, "AAAAAAAAAAAAAAAAAAAAAA", &entry),
+		  -ENOENT);
+
+	/* Expired before 150: the first goes, the second stays. */
+	kd_issued_prune(issued, 150);
+	CHECK_INT(kd_issued_find(issued, "hb3dA0t6S1uWlCqBtSI8vQ", &entry),
+		  -ENOENT);
+	CHECK_INT(kd_issued_find(issued, "M_SBhSDxjHlkMIriCaiNuw", &entry), 0);
+	kd_issued_free(issued);
+}
+
+/* Appends a permit decision record shaped the way mint.c writes it. */
+static int append_permit_decision(struct kh_dpr *dpr, const char *jti,
+				  const char *type, json_int_t uid,
+				  json_int_t exp)
+{
+	char zeros[KH_HASH_HEX_LEN + 1];
+	json_t *fields;
+	int r;
+
+	memset(zeros, '0', KH_HASH_HEX_LEN);
+	zeros[KH_HASH_HEX_LEN] = '\0';
+	fields = json_pack(
+		"{s:s, s:s, s:s, s:{s:I, s:I, s:s}, s:{s:s, s:s}, s:s, s:s,"
+		" s:s, s:{}, s:s, s:I, s:i}",
+		"effect", "permit", "rule", "r1", "reason", "matched",
+		"agent", "uid", uid, "pid", (json_int_t)1, "exe", "",
+		"action", "type", type, "tool", "t",
+		"hA", zeros, "hP", zeros, "hS", zeros, "state",
+		"jti", jti, "exp", exp, "amount", 0);
+	if (!fields)
+		return -ENOMEM;
+	r = kh_dpr_append(dpr, "decision", fields, NULL, NULL, NULL);
+	json_decref(fields);
+	return r;
+}
+
+static void test_issued_replay_from_dpr(void)
+{
+	struct kd_issued *issued = NULL;
+	struct kd_issued_entry entry;
+	struct kh_ledger *ledger = NULL, *fresh = NULL;
+	struct kh_dpr *dpr = NULL;
+	struct kh_key *key = NULL;
+	struct kh_err err = { { 0 } };
+	char *dir = make_temp_dir();
+	uint64_t seq;
+	char hash[KH_HASH_HEX_LEN + 1];
+
+	CHECK(dir != NULL);
+	if (!dir)
+		return;
+	CHECK_INT(kh_key_generate(&key, &err), 0);
+	CHECK_INT(kh_ledger_new(&ledger), 0);
+	CHECK_INT(kh_dpr_open(dir, key, ledger, &dpr, &err), 0);
+	if (!dpr)
+		goto out;
+	CHECK_INT(append_permit_decision(dpr, "hb3dA0t6S1uWlCqBtSI8vQ",
+					 "tool_call", 1000, 2000), 0);
+	CHECK_INT(append_permit_decision(dpr, "M_SBhSDxjHlkMIriCaiNuw",
+					 "exec", 1001, 2000), 0);
+	CHECK_INT(append_permit_decision(dpr, "3CiorUdcgVjbTZG9ss2eBw",
+					 "exec", 1002, 500), 0);
+	kh_dpr_close(dpr);
+	dpr = NULL;
+
+	CHECK_INT(kd_issued_new(&issued), 0);
+	CHECK_INT(kh_ledger_new(&fresh), 0);
+	CHECK_INT(kd_issued_replay(issued, fresh, dir, 1000, &err), 0);
+	CHECK_INT(kd_issued_find(issued, "hb3dA0t6S1uWlCqBtSI8vQ", &entry), 0);
+	CHECK_INT(entry.kind, KD_ACTION_TOOL_CALL);
+	CHECK_INT(entry.uid, 1000);
+	CHECK_INT(kd_issued_find(issued, "M_SBhSDxjHlkMIriCaiNuw", &entry), 0);
+	CHECK_INT(entry.kind, KD_ACTION_EXEC);
+	/* Expired at 500, before the replay time of 1000. */
+	CHECK_INT(kd_issued_find(issued, "3CiorUdcgVjbTZG9ss2eBw", &entry),
+		  -ENOENT);
+	CHECK_INT(kh_ledger_find_decision(fresh, "M_SBhSDxjHlkMIriCaiNuw",
+					  &seq, hash), 0);
+	CHECK_INT(seq, 2);
+out:
+	if (dpr)
+		kh_dpr_close(dpr);
+	kd_issued_free(issued);
+	if (ledger)
+		kh_ledger_free(ledger);
+	if (fresh)
+		kh_ledger_free(fresh);
+	kh_key_free(key);
+	remove_tree(dir);
+	free(dir);
+}
+
+/* keyholed runs as root, and these cases chown files to the agent. */
+static bool is_root(void)
+{
+	if (geteuid() == 0)
+		return true;
+	kh_test_fail(__FILE__, __LINE__, "run as root: the case chowns files");
+	return false;
+}
+
+static void test_permits_dir_write(void)
+{
+	struct kd_permits_dir pd = { .fd = -1 };
+	struct kh_err err = { { 0 } };
+	struct stat st, held;
+	char *dir = make_temp_dir(), path[512];
+	const char *jti = "hb3dA0t6S1uWlCqBtSI8vQ";
+
+	CHECK(dir != NULL);
+	if (!dir || !is_root())
+		goto out;
+	(void)snprintf(path, sizeof(path), "%s/permits", dir);
+	CHECK_INT(kd_permits_dir_open(path, &pd, &err), 0);
+	CHECK_INT(kd_permits_dir_write(&pd, AGENT_UID, AGENT_GID, jti,
+				       "token.body.sig", &err), 0);
+
+	(void)snprintf(path, sizeof(path), "%s/permits/%d", dir, AGENT_UID);
+	CHECK_INT(lstat(path, &st), 0);
+	CHECK(S_ISDIR(st.st_mode));
+	CHECK_INT(st.st_mode & 07777, 0700);
+	CHECK_INT(st.st_uid, AGENT_UID);
+
+	(void)snprintf(path, sizeof(path), "%s/permits/%d/%s", dir, AGENT_UID,
+		       jti);
+	CHECK_INT(lstat(path, &st), 0);
+	CHECK(S_ISREG(st.st_mode));
+	CHECK_INT(st.st_mode & 07777, 0400);
+	CHECK_INT(st.st_uid, AGENT_UID);
+	CHECK_INT(st.st_size, (long long)strlen("token.body.sig\n"));
+
+	CHECK_INT(kd_permits_dir_stat(&pd, AGENT_UID, jti, &held), 0);
+	CHECK_INT(held.st_ino, st.st_ino);
+	/* O_EXCL: a second write under the same jti is refused. */
+	CHECK_INT(kd_permits_dir_write(&pd, AGENT_UID, AGENT_GID, jti, "x",
+				       &err), -EEXIST);
+	CHECK_INT(kd_permits_dir_unlink(&pd, AGENT_UID, jti), 0);
+	CHECK_INT(kd_permits_dir_stat(&pd, AGENT_UID, jti, &held), -ENOENT);
+	CHECK_INT(kd_permits_dir_write(&pd, AGENT_UID, AGENT_GID, "../x", "x",
+				       &err), -EINVAL);
+out:
+	kd_permits_dir_close(&pd);
+	if (dir)
+		remove_tree(dir);
+	free(dir);
+}
+
+/* A <uid> entry the agent did not get from keyholed is refused. */
+static void test_permits_dir_refuses_planted(void)
+{
+	struct kd_permits_dir pd = { .fd = -1 };
+	struct kh_err err = { { 0 } };
+	char *dir = make_temp_dir(), path[512], target[512];
+	const char *jti = "M_SBhSDxjHlkMIriCaiNuw";
+
+	CHECK(dir != NULL);
+	if (!dir || !is_root())
+		goto out;
+	(void)snprintf(path, sizeof(path), "%s/permits", dir);
+	CHECK_INT(kd_permits_dir_open(path, &pd, &err), 0);
+
+	/* A symlink in place of the uid directory. */
+	(void)snprintf(target, sizeof(target), "%s/elsewhere", dir);
+	CHECK_INT(mkdir(target, 0700), 0);
+	(void)snprintf(path, sizeof(path), "%s/permits/%d", dir, AGENT_UID);
+	CHECK_INT(symlink(target, path), 0);
+	CHECK(kd_permits_dir_write(&pd, AGENT_UID, AGENT_GID, jti, "x",
+				   &err) < 0);
+	CHECK_INT(unlink(path), 0);
+
+	/* A uid directory owned by someone else. */
+	CHECK_INT(mkdir(path, 0700), 0);
+	CHECK_INT(kd_permits_dir_write(&pd, AGENT_UID, AGENT_GID, jti, "x",
+				       &err), -EPERM);
+	CHECK(strstr(err.msg, "owned by uid 0") != NULL);
+
+	/* The agent's own directory opened to others. */
+	CHECK_INT(chown(path, AGENT_UID, AGENT_GID), 0);
+	CHECK_INT(chmod(path, 0755), 0);
+	CHECK_INT(kd_permits_dir_write(&pd, AGENT_UID, AGENT_GID, jti, "x",
+				       &err), -EPERM);
+out:
+	kd_permits_dir_close(&pd);
+	if (dir)
+		remove_tree(dir);
+	free(dir);
+}
+
+static void test_permits_dir_refuses_writable_root(void)
+{
+	struct kd_permits_dir pd = { .fd = -1 };
+	struct kh_err err = { { 0 } };
+	char *dir = make_temp_dir(), path[512];
+
+	CHECK(dir != NULL);
+	if (!dir)
+		return;
+	(void)snprintf(path, sizeof(path), "%s/permits", dir);
+	CHECK_INT(mkdir(path, 0777), 0);
+	CHECK_INT(chmod(path, 0777), 0);
+	CHECK_INT(kd_permits_dir_open(path, &pd, &err), -EPERM);
+	CHECK_INT(pd.fd, -1);
+	kd_permits_dir_close(&pd);
+	remove_tree(dir);
+	free(dir);
+}
+
+struct thread_probe {
+	pid_t tid;
+	int release[2]; /* the thread exits once this pipe is closed */
+	int ready[2];   /* the thread writes its tid here */
+};
+
+static void *report_tid(void *arg)
+{
+	struct thread_probe *probe = arg;
+	char byte = 0;
+
+	probe->tid = (pid_t)syscall(SYS_gettid);
+	(void)!write(probe->ready[1], &byte, 1);
+	(void)!read(probe->release[0], &byte, 1);
+	return NULL;
+}
+
+static void test_proc_tgid_of_thread(void)
+{
+	struct thread_probe probe = { 0 };
+	pthread_t thread;
+	pid_t tgid = 0;
+	char byte;
+
+	CHECK_INT(pipe(probe.release), 0);
+	CHECK_INT(pipe(probe.ready), 0);
+	CHECK_INT(pthread_create(&thread, NULL, report_tid, &probe), 0);
+	CHECK_INT(read(probe.ready[0], &byte, 1), 1);
+	CHECK(probe.tid != getpid());
+	/* A FUSE request names the thread; its fds belong to the group. */
+	CHECK_INT(kd_proc_tgid(probe.tid, &tgid), 0);
+	CHECK_INT(tgid, getpid());
+	close(probe.release[1]);
+	CHECK_INT(pthread_join(thread, NULL), 0);
+	close(probe.release[0]);
+	close(probe.ready[0]);
+	close(probe.ready[1]);
+
+	CHECK_INT(kd_proc_tgid(0x7ffffff0, &tgid), -ESRCH);
+	CHECK_INT(tgid, 0);
+}
+
+struct scan_result {
+	int wanted_fd;
+	bool found;
+};
+
+static int note_fd(int fd, const struct stat *st, void *opaque)
+{
+	struct scan_result *result = opaque;
+
+	(void)st;
+	if (fd == result->wanted_fd)
+		result->found = true;
+	return 0;
+}
+
+static void test_proc_scan_and_getfd(void)
+{
+	struct kd_proc proc = { .pidfd = -1, .dirfd = -1 };
+	struct scan_result result = { .wanted_fd = -1, .found = false };
+	char *dir = make_temp_dir(), path[512];
+	struct stat st, copy;
+	int fd = -1, dup_fd;
+
+	CHECK(dir != NULL);
+	if (!dir)
+		return;
+	(void)snprintf(path, sizeof(path), "%s/held", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_INT(fstat(fd, &st), 0);
+	CHECK_INT(kd_proc_open(getpid(), &proc), 0);
+	CHECK_INT(kd_proc_still_same(&proc), 0);
+
+	result.wanted_fd = fd;
+	CHECK_INT(kd_proc_scan_fds(&proc, st.st_dev, 0, note_fd, &result), 0);
+	CHECK(result.found);
+	/* skip_dev wins over want_dev: files there are never reported. */
+	result.found = false;
+	CHECK_INT(kd_proc_scan_fds(&proc, st.st_dev, st.st_dev, note_fd,
+				   &result), 0);
+	CHECK(!result.found);
+
+	dup_fd = kd_proc_getfd(&proc, fd);
+	CHECK(dup_fd >= 0);
+	if (dup_fd >= 0) {
+		CHECK_INT(fstat(dup_fd, &copy), 0);
+		CHECK_INT(copy.st_ino, st.st_ino);
+		close(dup_fd);
+	}
+	kd_proc_close(&proc);
+	close(fd);
+	remove_tree(dir);
+	free(dir);
+}
+
+/* Pid reuse: a reaped process no longer passes kd_proc_still_same. */
+static void test_proc_detects_exit(void)
+{
+	struct kd_proc proc = { .pidfd = -1, .dirfd = -1 };
+	int pipefd[2], status;
+	char byte = 0;
+	pid_t child;
+
+	CHECK_INT(pipe(pipefd), 0);
+	child = fork();
+	if (child == 0) {
+		close(pipefd[1]);
+		(void)!read(pipefd[0], &byte, 1);
+		_exit(0);
+	}
+	close(pipefd[0]);
+	CHECK_INT(kd_proc_open(child, &proc), 0);
+	CHECK_INT(kd_proc_still_same(&proc), 0);
+	close(pipefd[1]);
+	CHECK_INT(waitpid(child, &status, 0), child);
+	CHECK_INT(kd_proc_still_same(&proc), -ESRCH);
+	kd_proc_close(&proc);
+}
+
+static void test_denial_rate_limit(void)
+{
+	unsigned long flushed = 0;
+	time_t now = 1000;
+
+	for (int i = 0; i < KD_DENIAL_BURST; i++)
+		CHECK(kd_log_denial_allowed(42, "/local/rate", now, &flushed));
+	CHECK(!kd_log_denial_allowed(42, "/local/rate", now, &flushed));
+	CHECK(!kd_log_denial_allowed(42, "/local/rate", now + 1, &flushed));
+	/* Another uid has its own budget. */
+	CHECK(kd_log_denial_allowed(43, "/local/rate", now, &flushed));
+	CHECK_INT(flushed, 0);
+	/* A new window logs again and reports what was suppressed. */
+	CHECK(kd_log_denial_allowed(42, "/local/rate", now + KD_DENIAL_WINDOW,
+			     &flushed));
+	CHECK_INT(flushed, 2);
+}
+
+static const struct kh_test_case cases[] = {
+	{ "reasons_per_uid", test_reasons_per_uid },
+	{ "reasons_evicts_oldest", test_reasons_evicts_oldest },
+	{ "reasons_long_path_ignored", test_reasons_long_path_ignored },
+	{ "jti_validation", test_jti_validation },
+	{ "issued_add_find_prune", test_issued_add_find_prune },
+	{ "issued_replay_from_dpr", test_issued_replay_from_dpr },
+	{ "permits_dir_write", test_permits_dir_write },
+	{ "permits_dir_refuses_planted", test_permits_dir_refuses_planted },
+	{ "permits_dir_refuses_writable_root",
+	  test_permits_dir_refuses_writable_root },
+	{ "proc_tgid_of_thread", test_proc_tgid_of_thread },
+	{ "proc_scan_and_getfd", test_proc_scan_and_getfd },
+	{ "proc_detects_exit", test_proc_detects_exit },
+	{ "denial_rate_limit", test_denial_rate_limit },
+};
+
+int main(void)
+{
+	return KH_TEST_RUN("keyholed", cases);
+}
