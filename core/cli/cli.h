@@ -1,0 +1,120 @@
+/*
+ * Pieces shared by the subcommands of the keyhole command-line tool.
+ * Each subcommand gets argv starting at its own name and returns an
+ * exit code from enum kh_exit.
+ */
+#ifndef KEYHOLE_CLI_H
+#define KEYHOLE_CLI_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyhole/error.h"
+
+/* Exit codes, as listed by keyhole --help. */
+enum kh_exit {
+	KH_EXIT_OK = 0,
+	KH_EXIT_FAILED = 1, /* denied, or verification failed */
+	KH_EXIT_USAGE = 2,  /* usage or config error */
+	KH_EXIT_SYSTEM = 3, /* broker unreachable, or system error */
+};
+
+/* Returned by option parsers after printing --help; the command exits 0. */
+#define KH_CLI_HELP_SHOWN (-1)
+
+/* Exit codes of keyhole exec when CMD cannot run, as a shell uses them. */
+#define KH_EXIT_CANNOT_EXEC 126
+#define KH_EXIT_NOT_FOUND 127
+
+/* Environment variable that overrides the default broker socket. */
+#define KH_SOCKET_ENV "KEYHOLE_SOCKET"
+
+/* Time one broker round trip may take before the client gives up. */
+#define KH_CLIENT_TIMEOUT_MS 30000
+
+/* Largest broker response line accepted, in bytes. */
+#define KH_CLIENT_MAX_RESPONSE (64 * 1024)
+
+int kh_cmd_keygen(int argc, char **argv);
+int kh_cmd_request(int argc, char **argv);
+int kh_cmd_revoke(int argc, char **argv);
+int kh_cmd_exec(int argc, char **argv);
+int kh_cmd_verify(int argc, char **argv);
+int kh_cmd_status(int argc, char **argv);
+int kh_cmd_audit(int argc, char **argv);
+int kh_cmd_audit_verify(int argc, char **argv);
+int kh_cmd_audit_show(int argc, char **argv);
+int kh_cmd_audit_replay(int argc, char **argv);
+
+/* Prints "keyhole: " and the formatted message to stderr. */
+void kh_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Reports a usage error of command ("keygen", "audit show") on stderr,
+ * with a pointer to its --help. Returns KH_EXIT_USAGE.
+ */
+int kh_cli_usage_error(const char *command, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Reports the getopt_long error that just happened (unknown option or
+ * missing argument; the option string must start with ':'). Returns
+ * KH_EXIT_USAGE.
+ */
+int kh_cli_option_error(const char *command, int opt, char **argv);
+
+/*
+ * Splits argv at the first "--": argv[index] becomes NULL, and the
+ * words after it (NULL-terminated, possibly none) go to *command.
+ * Returns the number of words before "--", or argc when there is none
+ * (then *command is NULL).
+ */
+int kh_cli_split_command(int argc, char **argv, char ***command);
+
+/*
+ * Reads a whole file, or standard input when path is "-", into a
+ * NUL-terminated malloc'd buffer of at most max bytes. Returns -EFBIG
+ * when the input is larger.
+ */
+int kh_cli_read_file(const char *path, size_t max, char **out, size_t *len,
+		     struct kh_err *err);
+
+/*
+ * Parses the value of an --action option: inline JSON, or "@FILE" for
+ * a file, parsed strictly and checked with kh_action_validate.
+ */
+int kh_cli_parse_action(const char *arg, json_t **out, struct kh_err *err);
+
+/* Parses a decimal integer in [min, max]. Returns -EINVAL otherwise. */
+int kh_cli_parse_int(const char *text, long long min, long long max,
+		     long long *out);
+
+/* CLOCK_MONOTONIC in milliseconds, for deadlines. */
+int64_t kh_cli_now_ms(void);
+
+/* Formats unix seconds as ISO 8601 UTC ("2024-05-01T12:00:00Z"). */
+void kh_cli_format_time(int64_t seconds, char buf[32]);
+
+/* Returns the option when given, else $KEYHOLE_SOCKET, else the default. */
+const char *kh_client_socket_path(const char *option);
+
+/*
+ * Sends request as one JSON line to the broker's unix socket and reads
+ * one JSON line back into *response (new reference). Returns -errno
+ * from connect (-ENOENT, -ECONNREFUSED, -EACCES), -ETIMEDOUT, or
+ * -EPROTO for a response that is not one JSON object.
+ */
+int kh_client_call(const char *socket_path, const json_t *request,
+		   json_t **response, struct kh_err *err);
+
+/*
+ * Runs one round trip for command and prints any failure. Returns
+ * KH_EXIT_OK when the broker replied "ok":true. Otherwise returns the
+ * exit code for the error: "denied" 1, "invalid" or "not_found" 2,
+ * unreachable or "internal" 3. *response is set whenever a reply came.
+ */
+int kh_client_run(const char *command, const char *socket_path,
+		  const json_t *request, json_t **response);
+
+#endif

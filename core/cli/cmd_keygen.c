@@ -1,0 +1,185 @@
+/*
+ * keyhole keygen: creates the two Ed25519 key pairs a broker needs,
+ * the permit key (signs permits) and the audit key (signs DPR records),
+ * each as a private JWK (0600) and a public JWK (0644).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "keyhole/key.h"
+
+static const char keygen_help[] =
+	"Usage: keyhole keygen --dir DIR\n"
+	"\n"
+	"Creates the permit and audit signing keys in DIR:\n"
+	"  permit.jwk, permit.pub.jwk  signs and checks permits\n"
+	"  audit.jwk, audit.pub.jwk    signs and checks audit records\n"
+	"Private keys get mode 0600, public keys 0644. DIR is created with\n"
+	"mode 0700 when missing; existing keys are never overwritten.\n"
+	"Prints the key id (kid, an RFC 7638 thumbprint) of each key.\n"
+	"\n"
+	"Options:\n"
+	"  --dir DIR   directory for the four key files\n"
+	"  -h, --help  show this help\n";
+
+/* File paths of one key pair. */
+struct key_paths {
+	char private_path[PATH_MAX];
+	char public_path[PATH_MAX];
+};
+
+static const char *const key_names[] = { "permit", "audit" };
+
+#define KEY_COUNT (sizeof(key_names) / sizeof(key_names[0]))
+
+static int build_paths(const char *dir, struct key_paths paths[KEY_COUNT])
+{
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		int a = snprintf(paths[i].private_path,
+				 sizeof(paths[i].private_path), "%s/%s.jwk",
+				 dir, key_names[i]);
+		int b = snprintf(paths[i].public_path,
+				 sizeof(paths[i].public_path), "%s/%s.pub.jwk",
+				 dir, key_names[i]);
+
+		if (a < 0 || (size_t)a >= sizeof(paths[i].private_path) ||
+		    b < 0 || (size_t)b >= sizeof(paths[i].public_path)) {
+			kh_cli_error("keygen: directory path too long: %s: "
+				     "use a shorter path", dir);
+			return KH_EXIT_USAGE;
+		}
+	}
+	return KH_EXIT_OK;
+}
+
+/* Creates dir with mode 0700 unless it exists as a directory. */
+static int prepare_dir(const char *dir)
+{
+	struct stat st;
+	int saved;
+
+	if (mkdir(dir, 0700) == 0)
+		return KH_EXIT_OK;
+	saved = errno;
+	if (saved == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return KH_EXIT_OK;
+	if (saved == EEXIST) {
+		kh_cli_error("keygen: not a directory: %s: pass a directory "
+			     "path to --dir", dir);
+		return KH_EXIT_USAGE;
+	}
+	kh_cli_error("keygen: cannot create directory: %s: %s: create its "
+		     "parent first or pick another path", dir, strerror(saved));
+	return saved == ENOENT || saved == EACCES ? KH_EXIT_USAGE
+						  : KH_EXIT_SYSTEM;
+}
+
+/*
+ * Checks all four paths before writing any, so that a refusal leaves
+ * the directory as it was instead of holding half a key set.
+ */
+static int check_absent(const struct key_paths paths[KEY_COUNT])
+{
+	struct stat st;
+
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		const char *both[2] = { paths[i].private_path,
+					paths[i].public_path };
+
+		for (size_t j = 0; j < 2; j++) {
+			if (lstat(both[j], &st) == 0) {
+				kh_cli_error("keygen: key file exists: %s: "
+					     "keygen never overwrites keys, so "
+					     "move the old keys away or pick "
+					     "another --dir", both[j]);
+				return KH_EXIT_USAGE;
+			}
+			if (errno != ENOENT) {
+				kh_cli_error("keygen: cannot check for an "
+					     "existing key: %s: %s", both[j],
+					     strerror(errno));
+				return KH_EXIT_SYSTEM;
+			}
+		}
+	}
+	return KH_EXIT_OK;
+}
+
+static int write_key(const char *name, const struct key_paths *paths)
+{
+	struct kh_err err = { { 0 } };
+	struct kh_key *key = NULL;
+	int rc;
+
+	rc = kh_key_generate(&key, &err);
+	if (rc < 0)
+		goto out;
+	rc = kh_key_save(key, paths->private_path, paths->public_path, &err);
+	if (rc < 0)
+		goto out;
+	printf("%s kid: %s (%s, %s)\n", name, key->kid, paths->private_path,
+	       paths->public_path);
+out:
+	if (rc < 0)
+		kh_cli_error("keygen: %s key: %s", name, err.msg);
+	kh_key_free(key);
+	return rc < 0 ? KH_EXIT_SYSTEM : KH_EXIT_OK;
+}
+
+static int parse_keygen(int argc, char **argv, const char **dir)
+{
+	static const struct option options[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	*dir = NULL;
+	optind = 0;
+	for (;;) {
+		int opt = getopt_long(argc, argv, ":h", options, NULL);
+
+		if (opt == -1)
+			break;
+		switch (opt) {
+		case 'd':
+			*dir = optarg;
+			break;
+		case 'h':
+			fputs(keygen_help, stdout);
+			return KH_CLI_HELP_SHOWN;
+		default:
+			return kh_cli_option_error("keygen", opt, argv);
+		}
+	}
+	if (optind < argc)
+		return kh_cli_usage_error("keygen", "unexpected argument: %s",
+					  argv[optind]);
+	if (!*dir || !**dir)
+		return kh_cli_usage_error("keygen", "missing --dir");
+	return KH_EXIT_OK;
+}
+
+int kh_cmd_keygen(int argc, char **argv)
+{
+	struct key_paths paths[KEY_COUNT];
+	const char *dir;
+	int rc;
+
+	rc = parse_keygen(argc, argv, &dir);
+	if (rc != KH_EXIT_OK)
+		return rc == KH_CLI_HELP_SHOWN ? KH_EXIT_OK : rc;
+	rc = build_paths(dir, paths);
+	if (rc == KH_EXIT_OK)
+		rc = prepare_dir(dir);
+	if (rc == KH_EXIT_OK)
+		rc = check_absent(paths);
+	for (size_t i = 0; rc == KH_EXIT_OK && i < KEY_COUNT; i++)
+		rc = write_key(key_names[i], &paths[i]);
+	return rc;
+}
