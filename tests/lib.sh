@@ -1,0 +1,271 @@
+# Shared set-up for the demo and the integration tests (POSIX sh).
+#
+# kh_setup creates a private temporary tree with keys, a credstore, a
+# config and a policy; kh_start runs keyholed on it with its FUSE mount
+# inside the tree; kh_cleanup stops everything and removes the tree. The
+# caller sets a trap on kh_cleanup so that a failure still cleans up.
+
+KH_BUILD=${KH_BUILD:-build}
+# Scripts one level deeper than tests/ (tests/integration) set KH_ROOT
+# before sourcing this file.
+KH_ROOT=${KH_ROOT:-$(CDPATH='' cd "$(dirname "$0")/.." && pwd)}
+case $KH_BUILD in
+/*) ;;
+*) KH_BUILD="$KH_ROOT/$KH_BUILD" ;;
+esac
+KEYHOLE="$KH_BUILD/keyhole"
+KEYHOLED="$KH_BUILD/keyholed"
+KH_SUITE=${KH_SUITE:-$(basename "$0" .sh)}
+KH_FAILED=0
+
+# The agent and the outsider are stock Debian accounts, so no test has
+# to add users to the machine.
+KH_AGENT_USER=daemon
+KH_AGENT_UID=$(id -u daemon)
+KH_OTHER_USER=nobody
+KH_OTHER_UID=$(id -u nobody)
+
+pass() {
+	echo "PASS: $KH_SUITE/$1"
+}
+
+fail() {
+	echo "FAIL: $KH_SUITE/$1: $2"
+	KH_FAILED=1
+}
+
+# check NAME COMMAND...: passes when COMMAND exits 0.
+check() {
+	name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name" "command failed: $*"; fi
+}
+
+# as_agent COMMAND...: runs COMMAND as the agent account.
+as_agent() {
+	setpriv --reuid "$KH_AGENT_USER" --regid "$KH_AGENT_USER" \
+		--init-groups -- "$@"
+}
+
+as_other() {
+	setpriv --reuid "$KH_OTHER_USER" --regid nogroup --clear-groups -- "$@"
+}
+
+# reason_of PATH: the caller's last denial reason for a secret path.
+reason_of() {
+	getfattr --only-values -n user.keyhole.reason "$1" 2>/dev/null
+}
+
+kh_setup() {
+	KH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/keyhole-$KH_SUITE.XXXXXX")
+	chmod 0755 "$KH_TMP"
+	KH_KEYS="$KH_TMP/keys"
+	KH_CREDSTORE="$KH_TMP/credstore"
+	KH_AUDIT="$KH_TMP/audit"
+	KH_PERMITS="$KH_TMP/permits"
+	KH_MOUNT="$KH_TMP/secrets"
+	KH_SOCKET="$KH_TMP/run/broker.sock"
+	KH_CONFIG="$KH_TMP/keyhole.json"
+	KH_POLICY="$KH_TMP/policy.json"
+	KH_LOG="$KH_TMP/keyholed.log"
+	mkdir -p "$KH_TMP/run" "$KH_PERMITS" "$KH_MOUNT"
+	install -d -m 0700 "$KH_CREDSTORE"
+	"$KEYHOLE" keygen --dir "$KH_KEYS" >/dev/null || return 1
+	cat >"$KH_CONFIG" <<JSON
+{
+  "tenant": "demo",
+  "env": "dev",
+  "broker_id": "broker-test",
+  "permit_key": "keys/permit.jwk",
+  "audit_key": "keys/audit.jwk",
+  "policy": "policy.json",
+  "audit_dir": "audit",
+  "socket": "$KH_SOCKET",
+  "permits_dir": "$KH_PERMITS",
+  "secrets_mount": "$KH_MOUNT",
+  "backends": {
+    "local": {"type": "file", "dir": "credstore"}
+  }
+}
+JSON
+}
+
+# kh_secret NAME VALUE: stores one credential in the file backend.
+kh_secret() {
+	(umask 077 && printf '%s' "$2" >"$KH_CREDSTORE/$1")
+}
+
+kh_start() {
+	"$KEYHOLED" --config "$KH_CONFIG" --stderr >>"$KH_LOG" 2>&1 &
+	KH_DAEMON_PID=$!
+	if ! "$KEYHOLE" status --socket "$KH_SOCKET" --wait 20 >/dev/null; then
+		echo "keyholed did not become ready; its log follows" >&2
+		tail -n 30 "$KH_LOG" >&2
+		return 1
+	fi
+}
+
+kh_stop() {
+	if [ -n "${KH_DAEMON_PID:-}" ]; then
+		kill -TERM "$KH_DAEMON_PID" 2>/dev/null
+		# A keyholed that hangs on SIGTERM must not hang the test run.
+		if ! kh_wait_until 100 kh_daemon_gone; then
+			echo "keyholed did not stop within 10 s of SIGTERM; killing it" >&2
+			kill -KILL "$KH_DAEMON_PID" 2>/dev/null
+			kh_wait_until 20 kh_daemon_gone || kh_force_unmount "$KH_MOUNT"
+		fi
+		wait "$KH_DAEMON_PID" 2>/dev/null
+		KH_DAEMON_PID=
+	fi
+	if [ -n "${KH_MOUNT:-}" ] && kh_is_mounted "$KH_MOUNT"; then
+		fusermount3 -u "$KH_MOUNT" 2>/dev/null || kh_force_unmount "$KH_MOUNT"
+	fi
+}
+
+# kh_daemon_gone: keyholed has exited. A zombie counts once its last
+# thread is gone, since only its exit status is left for wait; a zombie
+# with a thread stuck in a FUSE request has not exited.
+kh_daemon_gone() {
+	proc="/proc/$KH_DAEMON_PID"
+	[ -d "$proc" ] || return 0
+	rest=$(sed 's/.*) //' "$proc/stat" 2>/dev/null) || return 0
+	[ "${rest%% *}" = Z ] && [ "$(ls "$proc/task" 2>/dev/null | wc -l)" -le 1 ]
+}
+
+# kh_is_mounted PATH: reads /proc/self/mountinfo, because stat() on a
+# FUSE mount whose daemon hangs blocks for good.
+kh_is_mounted() {
+	awk -v path="$1" '$5 == path { found = 1 } END { exit !found }' \
+		/proc/self/mountinfo
+}
+
+# kh_force_unmount PATH: a forced unmount aborts the FUSE connection, so
+# that every request still waiting on it (even one from the daemon's own
+# threads) fails and the daemon can exit; then the mount is detached.
+# -c skips path canonicalisation, which would stat the hung mount.
+kh_force_unmount() {
+	umount -f -c "$1" 2>/dev/null
+	umount -l -c "$1" 2>/dev/null
+}
+
+kh_cleanup() {
+	kh_stop
+	if [ -n "${KH_HTTP_PID:-}" ]; then
+		kill "$KH_HTTP_PID" 2>/dev/null
+		wait "$KH_HTTP_PID" 2>/dev/null
+	fi
+	[ -n "${KH_TMP:-}" ] && rm -rf "$KH_TMP"
+}
+
+# kh_http_start USER PASSWORD: the Basic-auth report server on loopback;
+# sets KH_HTTP_PORT.
+kh_http_start() {
+	printf '%s\n' "$2" >"$KH_TMP/http.password"
+	chmod 0600 "$KH_TMP/http.password"
+	python3 "$KH_ROOT/tests/support/basic_auth_server.py" \
+		"$KH_TMP/http.port" "$1" "$KH_TMP/http.password" \
+		2>>"$KH_TMP/http.log" &
+	KH_HTTP_PID=$!
+	tries=0
+	while [ ! -s "$KH_TMP/http.port" ] && [ "$tries" -lt 100 ]; do
+		sleep 0.1
+		tries=$((tries + 1))
+	done
+	KH_HTTP_PORT=$(cat "$KH_TMP/http.port" 2>/dev/null)
+	[ -n "$KH_HTTP_PORT" ]
+}
+
+# Helpers for the integration tests (tests/integration/broker_*.sh).
+
+# Helper scripts run under the agent and outsider accounts, so they need
+# the system interpreter: a per-user one (pyenv, a venv) may sit in a
+# directory those accounts cannot read. -I keeps the caller's PYTHON*
+# variables and user site-packages out.
+if [ -x /usr/bin/python3 ]; then
+	KH_PYTHON=/usr/bin/python3
+else
+	KH_PYTHON=$(command -v python3)
+fi
+
+# agent_reason PATH, other_reason PATH: the last denial reason of the
+# agent (or the outsider) for a secret path.
+agent_reason() {
+	as_agent getfattr --only-values -n user.keyhole.reason "$1" 2>/dev/null
+}
+
+other_reason() {
+	as_other getfattr --only-values -n user.keyhole.reason "$1" 2>/dev/null
+}
+
+# check_contains NAME TEXT EXPECTED: passes when TEXT contains EXPECTED.
+check_contains() {
+	case $2 in
+	*"$3"*) pass "$1" ;;
+	*) fail "$1" "expected \"$3\" in: $2" ;;
+	esac
+}
+
+# check_equal NAME ACTUAL EXPECTED
+check_equal() {
+	if [ "$2" = "$3" ]; then
+		pass "$1"
+	else
+		fail "$1" "expected \"$3\", got \"$2\""
+	fi
+}
+
+# kh_wait_until TENTHS COMMAND...: runs COMMAND every 0.1 s until it
+# succeeds, at most TENTHS times; fails when it never did.
+kh_wait_until() {
+	limit=$1
+	shift
+	tries=0
+	while ! "$@"; do
+		tries=$((tries + 1))
+		[ "$tries" -ge "$limit" ] && return 1
+		sleep 0.1
+	done
+}
+
+# kh_support_copy: copies tests/support into the temporary tree and sets
+# KH_SUPPORT, so the agent and the outsider can read the helpers whatever
+# the permissions of the checkout.
+kh_support_copy() {
+	KH_SUPPORT="$KH_TMP/support"
+	mkdir -p "$KH_SUPPORT" &&
+		cp "$KH_ROOT"/tests/support/*.py "$KH_SUPPORT/" &&
+		chmod 0755 "$KH_SUPPORT" && chmod 0644 "$KH_SUPPORT"/*.py
+}
+
+# kh_json ARGS...: tests/support/jsontool.py, run as the caller (root).
+kh_json() {
+	"$KH_PYTHON" -I "$KH_ROOT/tests/support/jsontool.py" "$@"
+}
+
+# kh_kill_daemon: kills keyholed with SIGKILL, as a crash would, and
+# lazily detaches its dead FUSE mount so that a new keyholed can mount.
+kh_kill_daemon() {
+	if [ -n "${KH_DAEMON_PID:-}" ]; then
+		kill -KILL "$KH_DAEMON_PID" 2>/dev/null
+		kh_wait_until 20 kh_daemon_gone || kh_force_unmount "$KH_MOUNT"
+		wait "$KH_DAEMON_PID" 2>/dev/null
+		KH_DAEMON_PID=
+	fi
+	if kh_is_mounted "$KH_MOUNT"; then
+		fusermount3 -u -z "$KH_MOUNT" 2>/dev/null || umount -l -c "$KH_MOUNT"
+	fi
+}
+
+# kh_abort NAME WHY: reports a failure that leaves nothing else to test
+# and exits; the EXIT trap still cleans up.
+kh_abort() {
+	fail "$1" "$2"
+	[ -f "${KH_LOG:-}" ] && tail -n 20 "$KH_LOG" >&2
+	exit 1
+}
+
+# kh_require_root: the integration tests mount FUSE and switch users.
+kh_require_root() {
+	[ "$(id -u)" -eq 0 ] ||
+		kh_abort setup "run as root: the test mounts FUSE and switches users"
+}
