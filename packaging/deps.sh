@@ -7,10 +7,16 @@ set -eu
 
 packages="gcc clang make pkg-config libsodium-dev libjansson-dev
 libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libseccomp-dev
-libpam0g-dev curl python3 nodejs npm util-linux procps psmisc"
+libpam0g-dev curl python3 util-linux procps psmisc attr"
+
+# Node.js may come from another vendor's package that bundles npm and
+# conflicts with Debian's npm, so these two are checked by command.
+node_packages=""
+command -v node >/dev/null 2>&1 || node_packages="nodejs"
+command -v npm >/dev/null 2>&1 || node_packages="$node_packages npm"
 
 missing=""
-for pkg in $packages; do
+for pkg in $packages $node_packages; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
 		grep -q 'install ok installed'; then
 		missing="$missing $pkg"
