@@ -4,7 +4,8 @@
  * minted per (rule, uid) with time and budget amount (for rate and
  * budget limits), uses consumed per jti, and revoked jtis. Entries for
  * expired permits and for events older than a rule's window are pruned.
- * Not thread-safe: keyholed serialises access with its own lock.
+ * Not thread-safe: keyholed serialises access with its own lock. The
+ * read functions accept a NULL ledger and then return 0 or false.
  */
 #ifndef KEYHOLE_LEDGER_H
 #define KEYHOLE_LEDGER_H
@@ -15,12 +16,15 @@
 
 struct kh_ledger;
 
+/* Creates an empty ledger; -ENOMEM, or -EIO when sodium_init fails. */
 int kh_ledger_new(struct kh_ledger **out);
+/* Frees the ledger; accepts NULL. */
 void kh_ledger_free(struct kh_ledger *ledger);
 
 /*
  * Records a permit decision for (rule, uid) at time. amount is the
- * budget amount charged, 0 when the rule has no budget.
+ * budget amount charged, 0 when the rule has no budget. Events may
+ * arrive out of time order. Returns 0, -EINVAL or -ENOMEM.
  */
 int kh_ledger_note_mint(struct kh_ledger *ledger, const char *rule,
 			uid_t uid, int64_t time, double amount);
@@ -33,7 +37,11 @@ uint64_t kh_ledger_rate(const struct kh_ledger *ledger, const char *rule,
 double kh_ledger_budget(const struct kh_ledger *ledger, const char *rule,
 			uid_t uid, int64_t now, int64_t per);
 
-/* Counts one use of jti (expiring at exp); returns the new total. */
+/*
+ * Counts one use of jti (expiring at exp) and returns the new total.
+ * Returns UINT32_MAX when memory runs out, so that callers comparing
+ * against grants.uses fail closed.
+ */
 uint32_t kh_ledger_note_use(struct kh_ledger *ledger, const char *jti,
 			    int64_t exp);
 
@@ -45,6 +53,17 @@ int kh_ledger_note_revoke(struct kh_ledger *ledger, const char *jti,
 			  int64_t exp);
 
 bool kh_ledger_is_revoked(const struct kh_ledger *ledger, const char *jti);
+
+/*
+ * Remembers which decision record minted jti (its seq and hash), so that
+ * access records can point back to it. Pruned with the jti's uses.
+ */
+int kh_ledger_note_decision(struct kh_ledger *ledger, const char *jti,
+			    int64_t exp, uint64_t seq, const char *hash);
+
+/* Looks up the decision that minted jti; -ENOENT when unknown. */
+int kh_ledger_find_decision(const struct kh_ledger *ledger, const char *jti,
+			    uint64_t *seq, char hash[65]);
 
 /*
  * Drops uses and revocations of permits that expired before now, and
