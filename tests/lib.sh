@@ -123,8 +123,8 @@ kh_stop() {
 }
 
 # kh_daemon_gone: keyholed has exited. A zombie counts once its last
-# thread is gone, since only its exit status is left for wait; a zombie
-# with a thread stuck in a FUSE request has not exited.
+# thread is gone, because then only its exit status is left for wait. A
+# zombie with a thread stuck in a FUSE request has not exited.
 kh_daemon_gone() {
 	proc="/proc/$KH_DAEMON_PID"
 	[ -d "$proc" ] || return 0
@@ -140,9 +140,9 @@ kh_is_mounted() {
 }
 
 # kh_force_unmount PATH: a forced unmount aborts the FUSE connection, so
-# that every request still waiting on it (even one from the daemon's own
-# threads) fails and the daemon can exit; then the mount is detached.
-# -c skips path canonicalisation, which would stat the hung mount.
+# every request still waiting on it fails, even one from the daemon's
+# own threads, and the daemon can exit. Then the mount is detached. -c
+# skips path canonicalisation, which would stat the hung mount.
 kh_force_unmount() {
 	umount -f -c "$1" 2>/dev/null
 	umount -l -c "$1" 2>/dev/null
@@ -268,4 +268,17 @@ kh_abort() {
 kh_require_root() {
 	[ "$(id -u)" -eq 0 ] ||
 		kh_abort setup "run as root: the test mounts FUSE and switches users"
+}
+
+# kh_check_daemon_log NAME: stops keyholed, then fails NAME when its log
+# has an AddressSanitizer, LeakSanitizer or UBSan report (a SANITIZE=1
+# build writes them to stderr, which kh_start sends to the log).
+kh_check_daemon_log() {
+	kh_stop
+	if grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' \
+		"$KH_LOG" 2>/dev/null; then
+		fail "$1" "sanitizer report in $KH_LOG: $(grep -m 1 'ERROR\|runtime error' "$KH_LOG")"
+	else
+		pass "$1"
+	fi
 }
