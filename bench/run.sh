@@ -15,6 +15,13 @@ for bin in "$build"/bench/*; do
 	"$bin" || status=1
 done
 
+# Shell benchmarks drive the real daemon and need root for the mount.
+for script in "$(dirname "$0")"/*.sh; do
+	[ "$(basename "$script")" = run.sh ] && continue
+	found=1
+	sh "$script" || status=1
+done
+
 if [ "$found" -eq 0 ]; then
 	echo "bench: no benchmark binaries in $build/bench; run \"make bench\"" >&2
 	exit 1

@@ -2,8 +2,8 @@
 # make demo: the whole permit flow on real input, in a temporary tree.
 #
 # An unchanged curl reads its netrc credential from the keyhole mount,
-# but only while it holds a permit minted for exactly its command line;
-# every step lands in the signed DPR log, which is verified at the end.
+# but only while it holds a permit minted for exactly its command line.
+# Every step lands in the signed DPR log, which is verified at the end.
 # The agent is the stock "daemon" account and the outsider is "nobody".
 set -u
 KH_SUITE=demo
