@@ -24,47 +24,12 @@ die() {
 [ "$(id -u)" -eq 0 ] || die "run the demo as root (it mounts FUSE and switches users)"
 
 kh_setup || die "set-up failed"
-password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
-kh_http_start report "$password" || die "the report server did not start"
-kh_secret report.netrc "machine 127.0.0.1 login report password $password"
-kh_secret stripe_key "sk_demo_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-netrc="$KH_MOUNT/local/report.netrc"
-url="http://127.0.0.1:$KH_HTTP_PORT/report"
+kh_report_setup || die "the report server did not start"
+kh_secret stripe_key "sk_demo_$(kh_random_hex)"
 
-cat >"$KH_POLICY" <<JSON
-{
-  "tenant": "demo",
-  "env": "dev",
-  "max_ttl": 300,
-  "rules": [
-    {
-      "id": "deny-large-charges",
-      "effect": "deny",
-      "action": {"type": "tool_call", "tool": "stripe.charge"},
-      "when": [{"path": "action.params.amount", "op": ">", "value": 10000}]
-    },
-    {
-      "id": "fetch-report",
-      "effect": "permit",
-      "agents": {"users": ["$KH_AGENT_USER"]},
-      "action": {
-        "type": "exec",
-        "exe": "/usr/bin/curl",
-        "argv": ["curl", "--netrc-file", "$netrc", "http://127.0.0.1:*/**"]
-      },
-      "grant": {"secrets": ["local/report.netrc"], "ttl": 120, "uses": 1}
-    },
-    {
-      "id": "small-charges",
-      "effect": "permit",
-      "agents": {"users": ["$KH_AGENT_USER"]},
-      "action": {"type": "tool_call", "tool": "stripe.*"},
-      "limits": {"rate": {"count": 10, "per": 60}},
-      "grant": {"secrets": ["local/stripe_key"], "ttl": 60, "uses": 1}
-    }
-  ]
-}
-JSON
+# The policy (kh_demo_rules in lib.sh) denies charges above 10000. It
+# lets the agent fetch the report with curl and make smaller charges.
+kh_write_policy "$(kh_demo_rules)"
 
 kh_start || die "keyholed did not start"
 step "keyholed is up: secrets at $KH_MOUNT, permits in $KH_PERMITS, audit log in $KH_AUDIT"

@@ -95,6 +95,102 @@ kh_secret() {
 	(umask 077 && printf '%s' "$2" >"$KH_CREDSTORE/$1")
 }
 
+# kh_random_hex: 12 random bytes as 24 hex digits, the variable part of
+# a test secret.
+kh_random_hex() {
+	head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
+
+# kh_write_policy RULE...: writes $KH_POLICY for tenant demo and env dev
+# with these rules in order. A RULE is the text of one JSON rule object,
+# or of several separated by commas.
+kh_write_policy() {
+	rules=$1
+	shift
+	for rule in "$@"; do
+		rules="$rules,
+$rule"
+	done
+	cat >"$KH_POLICY" <<JSON
+{
+  "tenant": "demo",
+  "env": "dev",
+  "max_ttl": 300,
+  "rules": [
+$rules
+  ]
+}
+JSON
+}
+
+# kh_agent_rule ID TOOL SECRET TTL USES: the text of a rule that permits
+# the agent the tool_call TOOL and grants local/SECRET for TTL seconds
+# and USES opens.
+kh_agent_rule() {
+	cat <<JSON
+    {
+      "id": "$1",
+      "effect": "permit",
+      "agents": {"users": ["$KH_AGENT_USER"]},
+      "action": {"type": "tool_call", "tool": "$2"},
+      "grant": {"secrets": ["local/$3"], "ttl": $4, "uses": $5}
+    }
+JSON
+}
+
+# kh_report_setup: starts the report server with a random password and
+# stores its netrc as local/report.netrc. Sets password, netrc (the path
+# of the netrc in the mount) and url (the report on the server).
+kh_report_setup() {
+	password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+	kh_http_start report "$password" || return 1
+	kh_secret report.netrc "machine 127.0.0.1 login report password $password"
+	netrc="$KH_MOUNT/local/report.netrc"
+	url="http://127.0.0.1:$KH_HTTP_PORT/report"
+}
+
+# kh_fetch_report_rule: the text of a rule that permits the agent to run
+# curl --netrc-file $netrc on any http://127.0.0.1 URL, granting the
+# netrc for one open within 120 s.
+kh_fetch_report_rule() {
+	cat <<JSON
+    {
+      "id": "fetch-report",
+      "effect": "permit",
+      "agents": {"users": ["$KH_AGENT_USER"]},
+      "action": {
+        "type": "exec",
+        "exe": "/usr/bin/curl",
+        "argv": ["curl", "--netrc-file", "$netrc", "http://127.0.0.1:*/**"]
+      },
+      "grant": {"secrets": ["local/report.netrc"], "ttl": 120, "uses": 1}
+    }
+JSON
+}
+
+# kh_demo_rules: the text of the demo's rules. A stripe.charge above
+# 10000 is denied, the agent may fetch the report, and the agent may make
+# other stripe calls, at most 10 a minute, each granting local/stripe_key.
+kh_demo_rules() {
+	cat <<JSON
+    {
+      "id": "deny-large-charges",
+      "effect": "deny",
+      "action": {"type": "tool_call", "tool": "stripe.charge"},
+      "when": [{"path": "action.params.amount", "op": ">", "value": 10000}]
+    },
+$(kh_fetch_report_rule),
+    {
+      "id": "small-charges",
+      "effect": "permit",
+      "agents": {"users": ["$KH_AGENT_USER"]},
+      "action": {"type": "tool_call", "tool": "stripe.*"},
+      "limits": {"rate": {"count": 10, "per": 60}},
+      "grant": {"secrets": ["local/stripe_key"], "ttl": 60, "uses": 1}
+    }
+JSON
+}
+
 kh_start() {
 	"$KEYHOLED" --config "$KH_CONFIG" --stderr >>"$KH_LOG" 2>&1 &
 	KH_DAEMON_PID=$!
@@ -268,6 +364,60 @@ kh_abort() {
 kh_require_root() {
 	[ "$(id -u)" -eq 0 ] ||
 		kh_abort setup "run as root: the test mounts FUSE and switches users"
+}
+
+# kh_test_setup [--support]: the start of every broker test. Sets the
+# cleanup trap, requires root, runs kh_setup and creates $out for the
+# output of commands. With --support it also runs kh_support_copy. Aborts
+# the test when a step fails.
+kh_test_setup() {
+	trap kh_cleanup EXIT INT TERM
+	kh_require_root
+	kh_setup || kh_abort setup "kh_setup failed"
+	if [ "${1:-}" = --support ]; then
+		kh_support_copy || kh_abort setup "cannot copy tests/support"
+	fi
+	out="$KH_TMP/out"
+	mkdir -p "$out"
+}
+
+# kh_probe_output VALUE: what probe.py prints after reading a secret
+# with this value.
+kh_probe_output() {
+	printf 'ok sha256=%s bytes=%s' \
+		"$(printf '%s' "$1" | sha256sum | cut -d' ' -f1)" "${#1}"
+}
+
+# kh_test_secret NAME PREFIX: stores PREFIX and random hex digits as the
+# secret local/NAME. Sets secret (the value), secret_path (its file in
+# the mount) and secret_ok (what probe.py prints after reading it).
+kh_test_secret() {
+	secret="$2$(kh_random_hex)"
+	kh_secret "$1" "$secret"
+	secret_path="$KH_MOUNT/local/$1"
+	secret_ok=$(kh_probe_output "$secret")
+}
+
+# kh_agent_request ARGS...: runs keyhole request as the agent with ARGS
+# such as --action JSON or --exec -- CMD... It prints the permit path and
+# appends errors to $out/request.err.
+kh_agent_request() {
+	as_agent "$KEYHOLE" request --socket "$KH_SOCKET" "$@" 2>>"$out/request.err"
+}
+
+# kh_request_tool TOOL: the agent's permit for the tool_call TOOL with
+# no parameters.
+kh_request_tool() {
+	kh_agent_request --action "{\"type\":\"tool_call\",\"tool\":\"$1\"}"
+}
+
+# kh_probe_with PERMIT ARGS...: the agent, holding PERMIT, runs probe.py
+# with ARGS. Errors go to $out/probe.err.
+kh_probe_with() {
+	probe_permit=$1
+	shift
+	as_agent "$KEYHOLE" exec --permit "$probe_permit" -- \
+		"$KH_PYTHON" -I "$KH_SUPPORT/probe.py" "$@" 2>>"$out/probe.err"
 }
 
 # kh_check_daemon_log NAME: stops keyholed, then fails NAME when its log

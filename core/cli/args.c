@@ -1,9 +1,10 @@
 /*
  * Argument and input handling shared by the keyhole subcommands: error
- * output, getopt errors, "--" splitting, file and --action reading.
+ * output, option parsing, "--" splitting, file and --action reading.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,34 @@ int kh_cli_option_error(const char *command, int opt, char **argv)
 		return kh_cli_usage_error(command, "unknown option: -%c",
 					  optopt);
 	return kh_cli_usage_error(command, "unknown option: %s", word);
+}
+
+int kh_cli_parse_options(const struct kh_cli_parser *parser, int argc,
+			 char **argv, void *opts)
+{
+	int rc = KH_EXIT_OK;
+
+	optind = 0;
+	while (rc == KH_EXIT_OK) {
+		int opt = getopt_long(argc, argv, parser->short_options,
+				      parser->options, NULL);
+
+		if (opt == -1)
+			break;
+		if (opt == 'h') {
+			fputs(parser->help, stdout);
+			return KH_CLI_HELP_SHOWN;
+		}
+		if (opt == '?' || opt == ':')
+			rc = kh_cli_option_error(parser->command, opt, argv);
+		else
+			rc = parser->set(opt, opts);
+	}
+	if (rc == KH_EXIT_OK && parser->reject_operands && optind < argc)
+		return kh_cli_usage_error(parser->command,
+					  "unexpected argument: %s",
+					  argv[optind]);
+	return rc;
 }
 
 int kh_cli_split_command(int argc, char **argv, char ***command)
@@ -161,6 +190,23 @@ int kh_cli_parse_action(const char *arg, json_t **out, struct kh_err *err)
 out:
 	json_decref(action);
 	return rc;
+}
+
+void kh_cli_print_json_line(const json_t *value)
+{
+	char *text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (text)
+		printf("%s\n", text);
+	free(text);
+}
+
+int kh_cli_log_read_error(const char *command, const char *dir, int rc,
+			  const struct kh_err *err)
+{
+	kh_cli_error("%s: cannot read log: %s: %s", command, dir,
+		     err->msg[0] ? err->msg : strerror(rc < 0 ? -rc : EIO));
+	return rc == -ENOENT ? KH_EXIT_USAGE : KH_EXIT_SYSTEM;
 }
 
 int kh_cli_parse_int(const char *text, long long min, long long max,

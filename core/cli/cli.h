@@ -6,7 +6,9 @@
 #ifndef KEYHOLE_CLI_H
 #define KEYHOLE_CLI_H
 
+#include <getopt.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,6 +67,31 @@ int kh_cli_usage_error(const char *command, const char *fmt, ...)
 int kh_cli_option_error(const char *command, int opt, char **argv);
 
 /*
+ * The options of one subcommand, for kh_cli_parse_options. set stores
+ * one option other than --help into opts, reading its value from
+ * optarg, and returns KH_EXIT_OK or the exit code of a usage error.
+ */
+struct kh_cli_parser {
+	const char *command; /* as named in messages: "audit show" */
+	const char *help;    /* printed for -h and --help */
+	/* getopt string: starts with ':', or "+:" to stop at the first operand */
+	const char *short_options;
+	const struct option *options; /* --help has val 'h', a zero entry ends it */
+	int (*set)(int opt, void *opts);
+	bool reject_operands; /* a word after the options is a usage error */
+};
+
+/*
+ * Runs getopt_long over argv, from argv[1], and passes each option to
+ * parser->set. Prints the help and returns KH_CLI_HELP_SHOWN for -h or
+ * --help. Reports an unknown option, a missing value and, with
+ * reject_operands, a leftover word. Otherwise returns KH_EXIT_OK with
+ * optind at the first operand.
+ */
+int kh_cli_parse_options(const struct kh_cli_parser *parser, int argc,
+			 char **argv, void *opts);
+
+/*
  * Splits argv at the first "--": argv[index] becomes NULL, and the
  * words after it (NULL-terminated, possibly none) go to *command.
  * Returns the number of words before "--", or argc when there is none
@@ -85,6 +112,17 @@ int kh_cli_read_file(const char *path, size_t max, char **out, size_t *len,
  * a file, parsed strictly and checked with kh_action_validate.
  */
 int kh_cli_parse_action(const char *arg, json_t **out, struct kh_err *err);
+
+/* Prints value as one compact JSON line with sorted keys. */
+void kh_cli_print_json_line(const json_t *value);
+
+/*
+ * Reports a failed kh_dpr_foreach over the log in dir for command.
+ * Returns the exit code: KH_EXIT_USAGE when the log does not exist,
+ * else KH_EXIT_SYSTEM.
+ */
+int kh_cli_log_read_error(const char *command, const char *dir, int rc,
+			  const struct kh_err *err);
 
 /* Parses a decimal integer in [min, max]. Returns -EINVAL otherwise. */
 int kh_cli_parse_int(const char *text, long long min, long long max,

@@ -81,8 +81,24 @@ int kh_cmd_audit(int argc, char **argv)
 	return kh_cli_usage_error("audit", "unknown command: %s", argv[1]);
 }
 
-static int parse_audit_verify(int argc, char **argv, const char **dir,
-			      const char **key)
+struct verify_options {
+	const char *dir;
+	const char *key;
+};
+
+static int set_verify_option(int opt, void *data)
+{
+	struct verify_options *opts = data;
+
+	if (opt == OPT_DIR)
+		opts->dir = optarg;
+	else if (opt == OPT_KEY)
+		opts->key = optarg;
+	return KH_EXIT_OK;
+}
+
+static int parse_audit_verify(int argc, char **argv,
+			      struct verify_options *opts)
 {
 	static const struct option options[] = {
 		{ "dir", required_argument, NULL, OPT_DIR },
@@ -90,32 +106,23 @@ static int parse_audit_verify(int argc, char **argv, const char **dir,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct kh_cli_parser parser = {
+		.command = "audit verify",
+		.help = verify_help,
+		.short_options = ":h",
+		.options = options,
+		.set = set_verify_option,
+		.reject_operands = true,
+	};
+	int rc;
 
-	*dir = NULL;
-	*key = NULL;
-	optind = 0;
-	for (;;) {
-		int opt = getopt_long(argc, argv, ":h", options, NULL);
-
-		if (opt == -1)
-			break;
-		if (opt == 'h') {
-			fputs(verify_help, stdout);
-			return KH_CLI_HELP_SHOWN;
-		}
-		if (opt == OPT_DIR)
-			*dir = optarg;
-		else if (opt == OPT_KEY)
-			*key = optarg;
-		else
-			return kh_cli_option_error("audit verify", opt, argv);
-	}
-	if (optind < argc)
-		return kh_cli_usage_error("audit verify", "unexpected "
-					  "argument: %s", argv[optind]);
-	if (!*dir || !*key)
+	memset(opts, 0, sizeof(*opts));
+	rc = kh_cli_parse_options(&parser, argc, argv, opts);
+	if (rc != KH_EXIT_OK)
+		return rc;
+	if (!opts->dir || !opts->key)
 		return kh_cli_usage_error("audit verify", "missing %s",
-					  *dir ? "--key" : "--dir");
+					  opts->dir ? "--key" : "--dir");
 	return KH_EXIT_OK;
 }
 
@@ -152,18 +159,18 @@ int kh_cmd_audit_verify(int argc, char **argv)
 	struct kh_err err = { { 0 } };
 	struct kh_dpr_report report = { 0 };
 	struct kh_key *key = NULL;
-	const char *dir, *key_path;
+	struct verify_options opts;
 	int rc;
 
-	rc = parse_audit_verify(argc, argv, &dir, &key_path);
+	rc = parse_audit_verify(argc, argv, &opts);
 	if (rc != KH_EXIT_OK)
 		return rc == KH_CLI_HELP_SHOWN ? KH_EXIT_OK : rc;
-	if (kh_key_load(key_path, &key, &err) < 0) {
+	if (kh_key_load(opts.key, &key, &err) < 0) {
 		kh_cli_error("audit verify: cannot load audit key: %s",
 			     err.msg);
 		return KH_EXIT_USAGE;
 	}
-	rc = kh_dpr_verify(dir, key, &report, &err);
+	rc = kh_dpr_verify(opts.dir, key, &report, &err);
 	if (rc == 0) {
 		printf("ok: %llu records verified\n",
 		       (unsigned long long)report.records);
@@ -172,7 +179,7 @@ int kh_cmd_audit_verify(int argc, char **argv)
 		print_verify_failure(&report, err.msg);
 		rc = KH_EXIT_FAILED;
 	} else {
-		kh_cli_error("audit verify: cannot read log: %s: %s", dir,
+		kh_cli_error("audit verify: cannot read log: %s: %s", opts.dir,
 			     err.msg);
 		rc = rc == -ENOENT ? KH_EXIT_USAGE : KH_EXIT_SYSTEM;
 	}
@@ -189,31 +196,28 @@ struct show_options {
 	char config_dir[PATH_MAX];
 };
 
-static int handle_show_option(int opt, struct show_options *opts,
-			      char **argv)
+static int set_show_option(int opt, void *data)
 {
+	struct show_options *opts = data;
+
 	switch (opt) {
 	case OPT_DIR:
 		opts->dir = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_CONFIG:
 		opts->config = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_JTI:
 		opts->jti = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_TYPE:
 		opts->type = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_JSON:
 		opts->json = true;
-		return KH_EXIT_OK;
-	case 'h':
-		fputs(show_help, stdout);
-		return KH_CLI_HELP_SHOWN;
-	default:
-		return kh_cli_option_error("audit show", opt, argv);
+		break;
 	}
+	return KH_EXIT_OK;
 }
 
 static int parse_show(int argc, char **argv, struct show_options *opts)
@@ -227,22 +231,20 @@ static int parse_show(int argc, char **argv, struct show_options *opts)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int rc = KH_EXIT_OK;
+	static const struct kh_cli_parser parser = {
+		.command = "audit show",
+		.help = show_help,
+		.short_options = ":h",
+		.options = options,
+		.set = set_show_option,
+		.reject_operands = true,
+	};
+	int rc;
 
 	memset(opts, 0, sizeof(*opts));
-	optind = 0;
-	while (rc == KH_EXIT_OK) {
-		int opt = getopt_long(argc, argv, ":h", options, NULL);
-
-		if (opt == -1)
-			break;
-		rc = handle_show_option(opt, opts, argv);
-	}
+	rc = kh_cli_parse_options(&parser, argc, argv, opts);
 	if (rc != KH_EXIT_OK)
 		return rc;
-	if (optind < argc)
-		return kh_cli_usage_error("audit show", "unexpected argument: "
-					  "%s", argv[optind]);
 	if (opts->dir && opts->config)
 		return kh_cli_usage_error("audit show", "give at most one of "
 					  "--dir and --config");
@@ -368,7 +370,5 @@ int kh_cmd_audit_show(int argc, char **argv)
 	rc = kh_dpr_foreach(opts.dir, show_record, &opts, &err);
 	if (rc == 0)
 		return KH_EXIT_OK;
-	kh_cli_error("audit show: cannot read log: %s: %s", opts.dir,
-		     err.msg[0] ? err.msg : strerror(rc < 0 ? -rc : EIO));
-	return rc == -ENOENT ? KH_EXIT_USAGE : KH_EXIT_SYSTEM;
+	return kh_cli_log_read_error("audit show", opts.dir, rc, &err);
 }

@@ -39,6 +39,19 @@ struct exec_options {
 	char **command;
 };
 
+static int set_exec_option(int opt, void *data)
+{
+	struct exec_options *opts = data;
+
+	if (opt != 'p')
+		return KH_EXIT_OK;
+	if (opts->permit_count == MAX_PERMITS)
+		return kh_cli_usage_error("exec", "more than %d permits",
+					  MAX_PERMITS);
+	opts->permits[opts->permit_count++] = optarg;
+	return KH_EXIT_OK;
+}
+
 static int parse_exec(int argc, char **argv, struct exec_options *opts)
 {
 	static const struct option options[] = {
@@ -46,26 +59,20 @@ static int parse_exec(int argc, char **argv, struct exec_options *opts)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct kh_cli_parser parser = {
+		.command = "exec",
+		.help = exec_help,
+		.short_options = "+:p:h",
+		.options = options,
+		.set = set_exec_option,
+	};
+	int rc;
 
 	memset(opts, 0, sizeof(*opts));
 	argc = kh_cli_split_command(argc, argv, &opts->command);
-	optind = 0;
-	for (;;) {
-		int opt = getopt_long(argc, argv, "+:p:h", options, NULL);
-
-		if (opt == -1)
-			break;
-		if (opt == 'h') {
-			fputs(exec_help, stdout);
-			return KH_CLI_HELP_SHOWN;
-		}
-		if (opt != 'p')
-			return kh_cli_option_error("exec", opt, argv);
-		if (opts->permit_count == MAX_PERMITS)
-			return kh_cli_usage_error("exec", "more than %d permits",
-						  MAX_PERMITS);
-		opts->permits[opts->permit_count++] = optarg;
-	}
+	rc = kh_cli_parse_options(&parser, argc, argv, opts);
+	if (rc != KH_EXIT_OK)
+		return rc;
 	/* Without "--", CMD starts at the first word that is not an option. */
 	if (!opts->command)
 		opts->command = argv + optind;

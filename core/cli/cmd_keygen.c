@@ -131,6 +131,15 @@ out:
 	return rc < 0 ? KH_EXIT_SYSTEM : KH_EXIT_OK;
 }
 
+static int set_keygen_option(int opt, void *data)
+{
+	const char **dir = data;
+
+	if (opt == 'd')
+		*dir = optarg;
+	return KH_EXIT_OK;
+}
+
 static int parse_keygen(int argc, char **argv, const char **dir)
 {
 	static const struct option options[] = {
@@ -138,28 +147,20 @@ static int parse_keygen(int argc, char **argv, const char **dir)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct kh_cli_parser parser = {
+		.command = "keygen",
+		.help = keygen_help,
+		.short_options = ":h",
+		.options = options,
+		.set = set_keygen_option,
+		.reject_operands = true,
+	};
+	int rc;
 
 	*dir = NULL;
-	optind = 0;
-	for (;;) {
-		int opt = getopt_long(argc, argv, ":h", options, NULL);
-
-		if (opt == -1)
-			break;
-		switch (opt) {
-		case 'd':
-			*dir = optarg;
-			break;
-		case 'h':
-			fputs(keygen_help, stdout);
-			return KH_CLI_HELP_SHOWN;
-		default:
-			return kh_cli_option_error("keygen", opt, argv);
-		}
-	}
-	if (optind < argc)
-		return kh_cli_usage_error("keygen", "unexpected argument: %s",
-					  argv[optind]);
+	rc = kh_cli_parse_options(&parser, argc, argv, dir);
+	if (rc != KH_EXIT_OK)
+		return rc;
 	if (!*dir || !**dir)
 		return kh_cli_usage_error("keygen", "missing --dir");
 	return KH_EXIT_OK;

@@ -5,7 +5,6 @@
  * was made under (its hP), replay is expected to agree. Against another
  * version it shows whether that policy would have allowed the action.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,29 +50,26 @@ struct replay_run {
 	unsigned long long failed; /* records that could not be evaluated */
 };
 
-static int handle_replay_option(int opt, struct replay_options *opts,
-				char **argv)
+static int set_replay_option(int opt, void *data)
 {
+	struct replay_options *opts = data;
+
 	switch (opt) {
 	case OPT_DIR:
 		opts->dir = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_POLICY:
 		opts->policy = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_SEQ:
 		if (kh_cli_parse_int(optarg, 1, KH_JSON_MAX_SAFE_INT,
 				     &opts->seq) < 0)
 			return kh_cli_usage_error("audit replay", "invalid "
 						  "--seq: %s: give a record's "
 						  "seq (1 or more)", optarg);
-		return KH_EXIT_OK;
-	case 'h':
-		fputs(replay_help, stdout);
-		return KH_CLI_HELP_SHOWN;
-	default:
-		return kh_cli_option_error("audit replay", opt, argv);
+		break;
 	}
+	return KH_EXIT_OK;
 }
 
 static int parse_replay(int argc, char **argv, struct replay_options *opts)
@@ -85,22 +81,20 @@ static int parse_replay(int argc, char **argv, struct replay_options *opts)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int rc = KH_EXIT_OK;
+	static const struct kh_cli_parser parser = {
+		.command = "audit replay",
+		.help = replay_help,
+		.short_options = ":h",
+		.options = options,
+		.set = set_replay_option,
+		.reject_operands = true,
+	};
+	int rc;
 
 	memset(opts, 0, sizeof(*opts));
-	optind = 0;
-	while (rc == KH_EXIT_OK) {
-		int opt = getopt_long(argc, argv, ":h", options, NULL);
-
-		if (opt == -1)
-			break;
-		rc = handle_replay_option(opt, opts, argv);
-	}
+	rc = kh_cli_parse_options(&parser, argc, argv, opts);
 	if (rc != KH_EXIT_OK)
 		return rc;
-	if (optind < argc)
-		return kh_cli_usage_error("audit replay", "unexpected "
-					  "argument: %s", argv[optind]);
 	if (!opts->dir || !opts->policy)
 		return kh_cli_usage_error("audit replay", "missing %s",
 					  opts->dir ? "--policy" : "--dir");
@@ -181,12 +175,8 @@ static int run_replay(const struct replay_options *opts,
 
 	printf("policy %s (hP %s)\n", opts->policy, kh_policy_hash(policy));
 	rc = kh_dpr_foreach(opts->dir, replay_record, &run, &err);
-	if (rc != 0) {
-		kh_cli_error("audit replay: cannot read log: %s: %s", opts->dir,
-			     err.msg[0] ? err.msg
-					: strerror(rc < 0 ? -rc : EIO));
-		return rc == -ENOENT ? KH_EXIT_USAGE : KH_EXIT_SYSTEM;
-	}
+	if (rc != 0)
+		return kh_cli_log_read_error("audit replay", opts->dir, rc, &err);
 	if (opts->seq && run.replayed == 0) {
 		kh_cli_error("audit replay: no decision record with seq %lld: "
 			     "list them with keyhole audit show --type "

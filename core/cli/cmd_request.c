@@ -6,7 +6,6 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -55,28 +54,25 @@ struct request_options {
 	char **command;
 };
 
-static int handle_request_option(int opt, struct request_options *opts,
-				 char **argv)
+static int set_request_option(int opt, void *data)
 {
+	struct request_options *opts = data;
+
 	switch (opt) {
 	case OPT_SOCKET:
 		opts->socket = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_JSON:
 		opts->json = true;
-		return KH_EXIT_OK;
+		break;
 	case OPT_ACTION:
 		opts->action = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_EXEC:
 		opts->exec = true;
-		return KH_EXIT_OK;
-	case 'h':
-		fputs(request_help, stdout);
-		return KH_CLI_HELP_SHOWN;
-	default:
-		return kh_cli_option_error("request", opt, argv);
+		break;
 	}
+	return KH_EXIT_OK;
 }
 
 static int parse_request(int argc, char **argv, struct request_options *opts)
@@ -89,18 +85,18 @@ static int parse_request(int argc, char **argv, struct request_options *opts)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int rc = KH_EXIT_OK;
+	static const struct kh_cli_parser parser = {
+		.command = "request",
+		.help = request_help,
+		.short_options = "+:h",
+		.options = options,
+		.set = set_request_option,
+	};
+	int rc;
 
 	memset(opts, 0, sizeof(*opts));
 	argc = kh_cli_split_command(argc, argv, &opts->command);
-	optind = 0;
-	while (rc == KH_EXIT_OK) {
-		int opt = getopt_long(argc, argv, "+:h", options, NULL);
-
-		if (opt == -1)
-			break;
-		rc = handle_request_option(opt, opts, argv);
-	}
+	rc = kh_cli_parse_options(&parser, argc, argv, opts);
 	if (rc != KH_EXIT_OK)
 		return rc;
 	if (!opts->command && opts->exec)
@@ -134,15 +130,6 @@ static int build_action(const struct request_options *opts, json_t **action)
 		return KH_EXIT_USAGE;
 	}
 	return KH_EXIT_OK;
-}
-
-static void print_json_line(const json_t *value)
-{
-	char *text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
-
-	if (text)
-		printf("%s\n", text);
-	free(text);
 }
 
 static int print_permit(const json_t *response)
@@ -179,7 +166,7 @@ int kh_cmd_request(int argc, char **argv)
 	rc = kh_client_run("request", kh_client_socket_path(opts.socket),
 			   request, &response);
 	if (opts.json && response)
-		print_json_line(response);
+		kh_cli_print_json_line(response);
 	else if (rc == KH_EXIT_OK)
 		rc = print_permit(response);
 out:
@@ -202,6 +189,15 @@ static bool jti_is_valid(const char *jti)
 	return true;
 }
 
+static int set_revoke_option(int opt, void *data)
+{
+	const char **socket = data;
+
+	if (opt == OPT_SOCKET)
+		*socket = optarg;
+	return KH_EXIT_OK;
+}
+
 static int parse_revoke(int argc, char **argv, const char **socket,
 			const char **jti)
 {
@@ -210,23 +206,20 @@ static int parse_revoke(int argc, char **argv, const char **socket,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct kh_cli_parser parser = {
+		.command = "revoke",
+		.help = revoke_help,
+		.short_options = ":h",
+		.options = options,
+		.set = set_revoke_option,
+	};
+	int rc;
 
 	*socket = NULL;
 	*jti = NULL;
-	optind = 0;
-	for (;;) {
-		int opt = getopt_long(argc, argv, ":h", options, NULL);
-
-		if (opt == -1)
-			break;
-		if (opt == 'h') {
-			fputs(revoke_help, stdout);
-			return KH_CLI_HELP_SHOWN;
-		}
-		if (opt != OPT_SOCKET)
-			return kh_cli_option_error("revoke", opt, argv);
-		*socket = optarg;
-	}
+	rc = kh_cli_parse_options(&parser, argc, argv, socket);
+	if (rc != KH_EXIT_OK)
+		return rc;
 	if (argc - optind != 1)
 		return kh_cli_usage_error("revoke", "expected one JTI, got %d "
 					  "arguments", argc - optind);

@@ -7,7 +7,6 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -40,28 +39,25 @@ struct status_options {
 	bool json;
 };
 
-static int handle_status_option(int opt, struct status_options *opts,
-				char **argv)
+static int set_status_option(int opt, void *data)
 {
+	struct status_options *opts = data;
+
 	switch (opt) {
 	case OPT_SOCKET:
 		opts->socket = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_WAIT:
 		if (kh_cli_parse_int(optarg, 0, 86400, &opts->wait_seconds) < 0)
 			return kh_cli_usage_error("status", "invalid --wait: %s: "
 						  "give whole seconds from 0 "
 						  "to 86400", optarg);
-		return KH_EXIT_OK;
+		break;
 	case OPT_JSON:
 		opts->json = true;
-		return KH_EXIT_OK;
-	case 'h':
-		fputs(status_help, stdout);
-		return KH_CLI_HELP_SHOWN;
-	default:
-		return kh_cli_option_error("status", opt, argv);
+		break;
 	}
+	return KH_EXIT_OK;
 }
 
 static int parse_status(int argc, char **argv, struct status_options *opts)
@@ -73,21 +69,17 @@ static int parse_status(int argc, char **argv, struct status_options *opts)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int rc = KH_EXIT_OK;
+	static const struct kh_cli_parser parser = {
+		.command = "status",
+		.help = status_help,
+		.short_options = ":h",
+		.options = options,
+		.set = set_status_option,
+		.reject_operands = true,
+	};
 
 	memset(opts, 0, sizeof(*opts));
-	optind = 0;
-	while (rc == KH_EXIT_OK) {
-		int opt = getopt_long(argc, argv, ":h", options, NULL);
-
-		if (opt == -1)
-			break;
-		rc = handle_status_option(opt, opts, argv);
-	}
-	if (rc == KH_EXIT_OK && optind < argc)
-		return kh_cli_usage_error("status", "unexpected argument: %s",
-					  argv[optind]);
-	return rc;
+	return kh_cli_parse_options(&parser, argc, argv, opts);
 }
 
 /* A broker that omits "ready" is ready once it replies "ok":true. */
@@ -112,13 +104,9 @@ static void print_status(const json_t *response, bool json)
 {
 	static const char *const fields[] = { "tenant", "env", "hP",
 					      "version" };
-	char *text;
 
 	if (json) {
-		text = json_dumps(response, JSON_COMPACT | JSON_SORT_KEYS);
-		if (text)
-			printf("%s\n", text);
-		free(text);
+		kh_cli_print_json_line(response);
 		return;
 	}
 	printf("ready\n");

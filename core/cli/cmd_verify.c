@@ -58,28 +58,25 @@ struct verify_options {
 	char **command;
 };
 
-static int handle_verify_option(int opt, struct verify_options *opts,
-				char **argv)
+static int set_verify_option(int opt, void *data)
 {
+	struct verify_options *opts = data;
+
 	switch (opt) {
 	case OPT_CONFIG:
 		opts->config = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_KEY:
 		opts->key = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_ACTION:
 		opts->action = optarg;
-		return KH_EXIT_OK;
+		break;
 	case OPT_EXEC:
 		opts->exec = true;
-		return KH_EXIT_OK;
-	case 'h':
-		fputs(verify_help, stdout);
-		return KH_CLI_HELP_SHOWN;
-	default:
-		return kh_cli_option_error("verify", opt, argv);
+		break;
 	}
+	return KH_EXIT_OK;
 }
 
 static int check_verify_args(int argc, char **argv,
@@ -111,18 +108,18 @@ static int parse_verify(int argc, char **argv, struct verify_options *opts)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int rc = KH_EXIT_OK;
+	static const struct kh_cli_parser parser = {
+		.command = "verify",
+		.help = verify_help,
+		.short_options = ":h",
+		.options = options,
+		.set = set_verify_option,
+	};
+	int rc;
 
 	memset(opts, 0, sizeof(*opts));
 	argc = kh_cli_split_command(argc, argv, &opts->command);
-	optind = 0;
-	while (rc == KH_EXIT_OK) {
-		int opt = getopt_long(argc, argv, ":h", options, NULL);
-
-		if (opt == -1)
-			break;
-		rc = handle_verify_option(opt, opts, argv);
-	}
+	rc = kh_cli_parse_options(&parser, argc, argv, opts);
 	if (rc != KH_EXIT_OK)
 		return rc;
 	return check_verify_args(argc, argv, opts);

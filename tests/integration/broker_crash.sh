@@ -10,38 +10,13 @@ set -u
 KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)
 . "$KH_ROOT/tests/lib.sh"
 
-trap kh_cleanup EXIT INT TERM
-
-kh_require_root
-kh_setup || kh_abort setup "kh_setup failed"
-kh_support_copy || kh_abort setup "cannot copy tests/support"
-out="$KH_TMP/out"
-mkdir -p "$out"
+kh_test_setup --support
 dpr="$KH_AUDIT/dpr.jsonl"
 pub="$KH_KEYS/audit.pub.jwk"
 
-secret="sk_crash_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-kh_secret crash_key "$secret"
-secret_path="$KH_MOUNT/local/crash_key"
-secret_ok="ok sha256=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1) bytes=${#secret}"
+kh_test_secret crash_key sk_crash_
 action='{"type":"tool_call","tool":"crash.read"}'
-
-cat >"$KH_POLICY" <<JSON
-{
-  "tenant": "demo",
-  "env": "dev",
-  "max_ttl": 300,
-  "rules": [
-    {
-      "id": "crash-read",
-      "effect": "permit",
-      "agents": {"users": ["$KH_AGENT_USER"]},
-      "action": {"type": "tool_call", "tool": "crash.read"},
-      "grant": {"secrets": ["local/crash_key"], "ttl": 300, "uses": 1}
-    }
-  ]
-}
-JSON
+kh_write_policy "$(kh_agent_rule crash-read crash.read crash_key 300 1)"
 
 # The load, run as the agent: request a permit and read the secret with
 # it, at most COUNT times, and stop after three failed requests in a row
@@ -71,13 +46,7 @@ load_log="$KH_TMP/load.log"
 chown "$KH_AGENT_USER" "$load_log"
 
 probe_with() {
-	as_agent "$KEYHOLE" exec --permit "$1" -- \
-		"$KH_PYTHON" -I "$KH_SUPPORT/probe.py" read "$secret_path" 2>>"$out/probe.err"
-}
-
-request_permit() {
-	as_agent "$KEYHOLE" request --socket "$KH_SOCKET" --action "$action" \
-		2>>"$out/request.err"
+	kh_probe_with "$1" read "$secret_path"
 }
 
 verify_log() {
@@ -87,7 +56,7 @@ verify_log() {
 kh_start || kh_abort setup "keyholed did not start"
 
 # A permit spent before the crash.
-before=$(request_permit) || kh_abort permit_minted "no permit before the crash"
+before=$(kh_agent_request --action "$action") || kh_abort permit_minted "no permit before the crash"
 check_equal spent_before_crash "$(probe_with "$before")" "$secret_ok"
 
 # Kill keyholed once the load has done some work.
@@ -154,7 +123,7 @@ kh_start || kh_abort restart_after_torn_tail "keyholed did not start on a torn l
 check_equal torn_tail_repair_record \
 	"$(kh_json count "$dpr" type=repair)" "$((repairs + 1))"
 check_equal spent_permit_spent_after_repair "$(probe_with "$before")" "error EACCES"
-new=$(request_permit) || kh_abort permit_minted "no permit after the repair"
+new=$(kh_agent_request --action "$action") || kh_abort permit_minted "no permit after the repair"
 check_equal new_permit_after_repair "$(probe_with "$new")" "$secret_ok"
 kh_stop
 verify_log

@@ -10,45 +10,16 @@ set -u
 KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)
 . "$KH_ROOT/tests/lib.sh"
 
-trap kh_cleanup EXIT INT TERM
-
-kh_require_root
-kh_setup || kh_abort setup "kh_setup failed"
-kh_support_copy || kh_abort setup "cannot copy tests/support"
-out="$KH_TMP/out"
+kh_test_setup --support
 sockets="$KH_TMP/sockets"
-mkdir -p "$out" "$sockets"
+mkdir -p "$sockets"
 # Receivers of either uid bind their sockets here.
 chmod 1777 "$sockets"
 
-secret="sk_pass_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-kh_secret pass_key "$secret"
-secret_path="$KH_MOUNT/local/pass_key"
-secret_ok="ok sha256=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1) bytes=${#secret}"
-
-cat >"$KH_POLICY" <<JSON
-{
-  "tenant": "demo",
-  "env": "dev",
-  "max_ttl": 300,
-  "rules": [
-    {
-      "id": "pass-read",
-      "effect": "permit",
-      "agents": {"users": ["$KH_AGENT_USER"]},
-      "action": {"type": "tool_call", "tool": "pass.read"},
-      "grant": {"secrets": ["local/pass_key"], "ttl": 120, "uses": 1}
-    }
-  ]
-}
-JSON
+kh_test_secret pass_key sk_pass_
+kh_write_policy "$(kh_agent_rule pass-read pass.read pass_key 120 1)"
 
 kh_start || kh_abort setup "keyholed did not start"
-
-request_permit() {
-	as_agent "$KEYHOLE" request --socket "$KH_SOCKET" \
-		--action '{"type":"tool_call","tool":"pass.read"}' 2>>"$out/request.err"
-}
 
 # run_as ACCOUNT COMMAND...: ACCOUNT is "agent" or "other".
 run_as() {
@@ -82,7 +53,7 @@ pass_fd() {
 # Permit descriptors: the agent opens its permit file and sends the
 # descriptor; the receiver keeps it open and opens the secret.
 for account in agent other; do
-	permit=$(request_permit) || kh_abort permit_minted "no permit for pass.read"
+	permit=$(kh_request_tool pass.read) || kh_abort permit_minted "no permit for pass.read"
 	pass_fd "permit_to_$account" "$account" --open \
 		as_agent "$KH_PYTHON" -I "$KH_SUPPORT/fdpass.py" \
 		send "$sockets/permit_to_$account.sock" "$permit"
@@ -100,7 +71,7 @@ done
 # secret, sends the open descriptor, and reads again after the receiver
 # tried. The receivers hold no permit.
 for account in agent other; do
-	permit=$(request_permit) || kh_abort permit_minted "no permit for pass.read"
+	permit=$(kh_request_tool pass.read) || kh_abort permit_minted "no permit for pass.read"
 	pass_fd "secret_to_$account" "$account" --read \
 		as_agent "$KEYHOLE" exec --permit "$permit" -- \
 		"$KH_PYTHON" -I "$KH_SUPPORT/fdpass.py" \

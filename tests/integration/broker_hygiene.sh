@@ -13,62 +13,22 @@ set -u
 KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)
 . "$KH_ROOT/tests/lib.sh"
 
-trap kh_cleanup EXIT INT TERM
+kh_test_setup --support
 
-kh_require_root
-kh_setup || kh_abort setup "kh_setup failed"
-kh_support_copy || kh_abort setup "cannot copy tests/support"
-out="$KH_TMP/out"
-mkdir -p "$out"
-
-password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
-stripe="sk_test_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-kh_http_start report "$password" || kh_abort setup "the report server did not start"
-kh_secret report.netrc "machine 127.0.0.1 login report password $password"
+kh_report_setup || kh_abort setup "the report server did not start"
+stripe="sk_test_$(kh_random_hex)"
 kh_secret stripe_key "$stripe"
-netrc="$KH_MOUNT/local/report.netrc"
 stripe_path="$KH_MOUNT/local/stripe_key"
-url="http://127.0.0.1:$KH_HTTP_PORT/report"
-stripe_sum=$(printf '%s' "$stripe" | sha256sum | cut -d' ' -f1)
+stripe_ok=$(kh_probe_output "$stripe")
 # What the secrets look like on the wire and in transit: the password,
 # the Basic credential curl sends, and the stripe key with its hex form.
 basic=$(printf 'report:%s' "$password" | base64 | tr -d '\n')
 stripe_hex=$(printf '%s' "$stripe" | od -An -tx1 | tr -d ' \n')
 
-cat >"$KH_POLICY" <<JSON
-{
-  "tenant": "demo",
-  "env": "dev",
-  "max_ttl": 300,
-  "rules": [
-    {
-      "id": "fetch-report",
-      "effect": "permit",
-      "agents": {"users": ["$KH_AGENT_USER"]},
-      "action": {
-        "type": "exec",
-        "exe": "/usr/bin/curl",
-        "argv": ["curl", "--netrc-file", "$netrc", "http://127.0.0.1:*/**"]
-      },
-      "grant": {"secrets": ["local/report.netrc"], "ttl": 120, "uses": 1}
-    },
-    {
-      "id": "read-key",
-      "effect": "permit",
-      "agents": {"users": ["$KH_AGENT_USER"]},
-      "action": {"type": "tool_call", "tool": "stripe.read"},
-      "grant": {"secrets": ["local/stripe_key"], "ttl": 120, "uses": 1}
-    }
-  ]
-}
-JSON
+kh_write_policy "$(kh_fetch_report_rule)" \
+	"$(kh_agent_rule read-key stripe.read stripe_key 120 1)"
 
 kh_start || kh_abort setup "keyholed did not start"
-
-request_key() {
-	as_agent "$KEYHOLE" request --socket "$KH_SOCKET" \
-		--action '{"type":"tool_call","tool":"stripe.read"}' 2>>"$out/request.err"
-}
 
 # cached_pages NAME PERMIT PATH: the agent opens and reads PATH, holding
 # PERMIT when one is given, and keeps it open. Root then counts the
@@ -107,9 +67,9 @@ cached_pages() {
 # counts its cached pages. The control reads an ordinary file with
 # the same content the same way; it must show cached pages, or the
 # check could not fail.
-permit=$(request_key) || kh_abort permit_minted "no permit for stripe.read"
+permit=$(kh_request_tool stripe.read) || kh_abort permit_minted "no permit for stripe.read"
 check_equal secret_not_in_page_cache "$(cached_pages secret "$permit" "$stripe_path")" \
-	"ok sha256=$stripe_sum bytes=${#stripe}
+	"$stripe_ok
 cached=0"
 printf '%s' "$stripe" >"$KH_TMP/ordinary"
 chown "$KH_AGENT_USER" "$KH_TMP/ordinary"
@@ -118,15 +78,14 @@ control=$(cached_pages ordinary "" "$KH_TMP/ordinary")
 rm -f "$KH_TMP/ordinary"
 case $control in
 *"cached=0") fail page_cache_check_control "an ordinary file showed no cached page: $control" ;;
-"ok sha256=$stripe_sum bytes=${#stripe}
+"$stripe_ok
 cached="[1-9]*) pass page_cache_check_control ;;
 *) fail page_cache_check_control "the check failed on an ordinary file: $control" ;;
 esac
 
 # Traffic that writes logs: a granted fetch, a denied one, a denied
 # open without a permit, and the CLI's views of the permit and the log.
-permit=$(as_agent "$KEYHOLE" request --socket "$KH_SOCKET" \
-	--exec -- curl --netrc-file "$netrc" "$url" 2>>"$out/request.err") ||
+permit=$(kh_agent_request --exec -- curl --netrc-file "$netrc" "$url") ||
 	kh_abort permit_minted "no permit for the curl command line"
 as_agent "$KEYHOLE" exec --permit "$permit" -- \
 	curl --netrc-file "$netrc" "$url" >"$out/fetch.out" 2>"$out/fetch.err"

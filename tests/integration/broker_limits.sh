@@ -6,22 +6,11 @@ set -u
 KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)
 . "$KH_ROOT/tests/lib.sh"
 
-trap kh_cleanup EXIT INT TERM
+kh_test_setup
 
-kh_require_root
-kh_setup || kh_abort setup "kh_setup failed"
-out="$KH_TMP/out"
-mkdir -p "$out"
+kh_secret crm_key "crm_$(kh_random_hex)"
 
-kh_secret crm_key "crm_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-
-cat >"$KH_POLICY" <<JSON
-{
-  "tenant": "demo",
-  "env": "dev",
-  "max_ttl": 300,
-  "rules": [
-    {
+kh_write_policy '    {
       "id": "limited-lookups",
       "effect": "permit",
       "action": {"type": "tool_call", "tool": "crm.lookup"},
@@ -34,10 +23,7 @@ cat >"$KH_POLICY" <<JSON
       "action": {"type": "tool_call", "tool": "crm.refund"},
       "limits": {"budget": {"path": "action.params.amount", "max": 1000, "per": 3600}},
       "grant": {"secrets": ["local/crm_key"], "ttl": 60}
-    }
-  ]
-}
-JSON
+    }'
 
 lookup='{"type":"tool_call","tool":"crm.lookup"}'
 refund='{"type":"tool_call","tool":"crm.refund","params":{"amount":%d}}'

@@ -14,49 +14,19 @@ set -u
 KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)
 . "$KH_ROOT/tests/lib.sh"
 
-trap kh_cleanup EXIT INT TERM
-
-kh_require_root
-kh_setup || kh_abort setup "kh_setup failed"
-kh_support_copy || kh_abort setup "cannot copy tests/support"
-out="$KH_TMP/out"
-mkdir -p "$out"
+kh_test_setup --support
 dpr="$KH_AUDIT/dpr.jsonl"
 
-secret="sk_reload_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-kh_secret reload_key "$secret"
-secret_path="$KH_MOUNT/local/reload_key"
-secret_ok="ok sha256=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1) bytes=${#secret}"
+kh_test_secret reload_key sk_reload_
 
 # write_policy TTL: the policy, varied by the grant's ttl so that each
 # version has its own hP.
 write_policy() {
-	cat >"$KH_POLICY" <<JSON
-{
-  "tenant": "demo",
-  "env": "dev",
-  "max_ttl": 300,
-  "rules": [
-    {
-      "id": "reload-read",
-      "effect": "permit",
-      "agents": {"users": ["$KH_AGENT_USER"]},
-      "action": {"type": "tool_call", "tool": "reload.read"},
-      "grant": {"secrets": ["local/reload_key"], "ttl": $1, "uses": 2}
-    }
-  ]
-}
-JSON
-}
-
-request_permit() {
-	as_agent "$KEYHOLE" request --socket "$KH_SOCKET" \
-		--action '{"type":"tool_call","tool":"reload.read"}' 2>>"$out/request.err"
+	kh_write_policy "$(kh_agent_rule reload-read reload.read reload_key "$1" 2)"
 }
 
 probe_with() {
-	as_agent "$KEYHOLE" exec --permit "$1" -- \
-		"$KH_PYTHON" -I "$KH_SUPPORT/probe.py" read "$secret_path" 2>>"$out/probe.err"
+	kh_probe_with "$1" read "$secret_path"
 }
 
 policy_loads() {
@@ -84,7 +54,7 @@ hp1=$(kh_json canonical-hash "$KH_POLICY")
 
 check_equal first_load_recorded "$(policy_loads hP="$hp1")" 1
 check first_policy_archived test -f "$KH_AUDIT/policies/$hp1.json"
-old=$(request_permit) || kh_abort permit_minted "no permit under the first policy"
+old=$(kh_request_tool reload.read) || kh_abort permit_minted "no permit under the first policy"
 check_equal old_permit_has_first_hp "$(kh_json claim "$old" hP)" "$hp1"
 check_equal old_permit_works_before "$(probe_with "$old")" "$secret_ok"
 
@@ -98,7 +68,7 @@ check_equal archive_hash_matches_name \
 check_equal old_permit_refused "$(probe_with "$old")" "error EACCES"
 check_equal old_permit_reason "$(agent_reason "$secret_path")" \
 	"issued under another policy version"
-new=$(request_permit) || kh_abort permit_minted "no permit under the second policy"
+new=$(kh_request_tool reload.read) || kh_abort permit_minted "no permit under the second policy"
 check_equal new_permit_has_second_hp "$(kh_json claim "$new" hP)" "$hp2"
 check_equal new_permit_works "$(probe_with "$new")" "$secret_ok"
 
@@ -121,7 +91,7 @@ log_grew() {
 }
 kh_wait_until 50 log_grew || echo "note: keyholed logged nothing after SIGHUP" >&2
 check broken_reload_daemon_alive kill -0 "$KH_DAEMON_PID"
-permit=$(request_permit)
+permit=$(kh_request_tool reload.read)
 check_equal broken_reload_keeps_policy "$(kh_json claim "$permit" hP)" "$hp2"
 check_equal broken_reload_not_recorded "$(policy_loads)" "$loads"
 cp "$KH_TMP/policy.good" "$KH_POLICY"
@@ -132,13 +102,13 @@ check_equal check_config_accepts_good "$?" 0
 kh_stop
 sed -i 's/^  "env": "dev",$/&\n  "on_policy_change": "honor",/' "$KH_CONFIG"
 kh_start || kh_abort honor_start "keyholed did not start with on_policy_change honor"
-old=$(request_permit) || kh_abort permit_minted "no permit in honor mode"
+old=$(kh_request_tool reload.read) || kh_abort permit_minted "no permit in honor mode"
 check_equal honor_permit_has_second_hp "$(kh_json claim "$old" hP)" "$hp2"
 write_policy 60
 hp3=$(kh_json canonical-hash "$KH_POLICY")
 reload_to honor_reload_recorded "$hp3"
 check_equal honor_old_permit_works "$(probe_with "$old")" "$secret_ok"
-new=$(request_permit) || kh_abort permit_minted "no permit after the honor reload"
+new=$(kh_request_tool reload.read) || kh_abort permit_minted "no permit after the honor reload"
 check_equal honor_new_permit_has_third_hp "$(kh_json claim "$new" hP)" "$hp3"
 
 kh_check_daemon_log daemon_log_clean
