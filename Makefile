@@ -69,11 +69,24 @@ KEYHOLED   := $(BUILD)/keyholed
 .SECONDARY:
 all: $(KEYHOLE) $(KEYHOLED)
 
-$(BUILD)/%.o: %.c
+# Objects depend on the compiler and flags in force, so that a change
+# of CC, CFLAGS or SYSCONFDIR rebuilds them instead of reusing stale ones.
+FLAGS_STAMP := $(BUILD)/.build-flags
+FLAGS_NOW := $(subst ',,$(CC) $(KH_CFLAGS) $(KH_LDFLAGS))
+
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(FLAGS_NOW)' | cmp -s - $@ || \
+	    printf '%s\n' '$(FLAGS_NOW)' > $@
+
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(KH_CFLAGS) -c $< -o $@
 
-$(BUILD)/fusefs/%.o: fusefs/%.c
+$(BUILD)/fusefs/%.o: fusefs/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(KH_CFLAGS) $(shell pkg-config --cflags $(PKG_DAEMON)) -c $< -o $@
 
