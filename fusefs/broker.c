@@ -2,13 +2,17 @@
  * The broker socket: JSON lines over an AF_UNIX stream socket. Each
  * request is one JSON object on one line (at most KD_REQUEST_MAX bytes)
  * and gets one reply line; a connection may send several requests.
- * docs/protocol.md describes the operations.
+ * docs/protocol.md describes the operations and the limits below.
  *
  * Anyone may connect (mode 0666), because the caller's identity comes
  * only from SO_PEERCRED, never from the request. One accept thread
  * hands each connection to its own thread, up to MAX_CONNECTIONS at
- * once. An idle connection is closed after IO_TIMEOUT seconds, so a
- * stuck client cannot pin a thread.
+ * once and MAX_PER_UID for any one uid, so that one local user cannot
+ * take every slot. Deadlines run on CLOCK_MONOTONIC: a request line
+ * must be complete REQUEST_TIMEOUT_MS after its first byte, the next
+ * request must start within IDLE_TIMEOUT_MS of the previous reply, and
+ * a reply must be sent within SEND_TIMEOUT_MS. A client that trickles
+ * bytes therefore cannot pin a thread.
  */
 #include <errno.h>
 #include <poll.h>
@@ -20,12 +24,22 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
 
 #define MAX_CONNECTIONS 32
-#define IO_TIMEOUT 10
+#define MAX_PER_UID 4
+#define REQUEST_TIMEOUT_MS 10000
+#define IDLE_TIMEOUT_MS 10000
+#define SEND_TIMEOUT_MS 10000
+
+/* One connection slot; fd is -1 when the slot is free. */
+struct slot {
+	int fd;
+	uid_t uid;
+};
 
 struct kd_broker {
 	struct kd_daemon *d;
@@ -36,7 +50,7 @@ struct kd_broker {
 	bool accepting;
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
-	int conns[MAX_CONNECTIONS]; /* -1 for a free slot */
+	struct slot conns[MAX_CONNECTIONS];
 	size_t active;
 	bool stopping;
 };
@@ -48,13 +62,56 @@ struct conn {
 	struct kd_peer peer;
 };
 
-static int send_all(int fd, const char *data, size_t len)
+/* Milliseconds on CLOCK_MONOTONIC, which wall-clock steps do not move. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits until fd is ready for events or deadline (now_ms) passes.
+ * Returns 0 when ready, -ETIMEDOUT, or -errno from poll.
+ */
+static int wait_ready(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		int n;
+
+		if (left < 0)
+			left = 0;
+		n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n > 0)
+			return 0;
+		if (left == 0)
+			return -ETIMEDOUT;
+	}
+}
+
+/* Sends all of data before deadline; a client that stops reading fails. */
+static int send_all(int fd, const char *data, size_t len, int64_t deadline)
 {
 	while (len > 0) {
-		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		int r;
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			r = wait_ready(fd, POLLOUT, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (n < 0)
 			return -errno;
 		data += n;
@@ -63,10 +120,11 @@ static int send_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
-/* Sends reply as one line and drops the reference. */
-static int send_reply(int fd, json_t *reply)
+/* Sends reply as one line before deadline and drops the reference. */
+static int send_reply(int fd, json_t *reply, int64_t deadline)
 {
 	char *text;
+	size_t len;
 	int r;
 
 	if (!reply)
@@ -75,9 +133,10 @@ static int send_reply(int fd, json_t *reply)
 	json_decref(reply);
 	if (!text)
 		return -ENOMEM;
-	r = send_all(fd, text, strlen(text));
+	len = strlen(text);
+	r = send_all(fd, text, len, deadline);
 	if (r == 0)
-		r = send_all(fd, "\n", 1);
+		r = send_all(fd, "\n", 1, deadline);
 	free(text);
 	return r;
 }
@@ -174,13 +233,52 @@ static json_t *dispatch(struct kd_daemon *d, const struct kd_peer *peer,
 }
 
 /*
- * Serves requests on one connection until EOF, a timeout or an error.
- * buf has room for KD_REQUEST_MAX bytes plus the newline.
+ * Receives up to size bytes before deadline. Returns the byte count, 0
+ * at EOF, -ETIMEDOUT or -errno.
+ */
+static ssize_t recv_some(int fd, char *buf, size_t size, int64_t deadline)
+{
+	for (;;) {
+		ssize_t n = recv(fd, buf, size, MSG_DONTWAIT);
+		int r;
+
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		r = wait_ready(fd, POLLIN, deadline);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* Closes a connection whose request line did not complete in time. */
+static void reject_slow_line(const struct conn *c, size_t used)
+{
+	kd_log_denial(c->peer.uid, "broker-timeout",
+		      "broker: request line incomplete %d ms after its first "
+		      "byte, closing: uid=%u pid=%d bytes=%zu",
+		      REQUEST_TIMEOUT_MS, (unsigned int)c->peer.uid,
+		      (int)c->peer.pid, used);
+	(void)send_reply(c->fd, kd_reply_error(
+		"invalid", "request line not complete within 10 s of its "
+		"first byte: send the whole line at once"), now_ms());
+}
+
+/*
+ * Serves requests on one connection until EOF, a deadline or an error.
+ * buf has room for KD_REQUEST_MAX bytes plus the newline. While no byte
+ * of the next request is buffered, the deadline is IDLE_TIMEOUT_MS after
+ * the last reply or the connect. Once a line's first byte arrives, the
+ * whole line is due REQUEST_TIMEOUT_MS later, however slowly it comes.
  */
 static void serve_connection(struct conn *c)
 {
 	size_t size = KD_REQUEST_MAX + 1, used = 0;
 	char *buf = malloc(size);
+	int64_t deadline = now_ms() + IDLE_TIMEOUT_MS;
 
 	while (buf) {
 		char *newline = memchr(buf, '\n', used);
@@ -188,25 +286,33 @@ static void serve_connection(struct conn *c)
 
 		if (newline) {
 			size_t len = (size_t)(newline - buf);
+			json_t *reply = dispatch(c->broker->d, &c->peer, buf,
+						 len);
 
-			if (send_reply(c->fd, dispatch(c->broker->d, &c->peer,
-						       buf, len)) < 0)
+			if (send_reply(c->fd, reply,
+				       now_ms() + SEND_TIMEOUT_MS) < 0)
 				break;
 			used -= len + 1;
 			memmove(buf, newline + 1, used);
+			/* Bytes left over are the start of the next line. */
+			deadline = now_ms() + (used > 0 ? REQUEST_TIMEOUT_MS :
+						       IDLE_TIMEOUT_MS);
 			continue;
 		}
 		if (used == size) {
 			(void)send_reply(c->fd, kd_reply_error(
 				"invalid", "request line longer than 65536 "
-				"bytes: send one JSON object per line"));
+				"bytes: send one JSON object per line"),
+				now_ms() + SEND_TIMEOUT_MS);
 			break;
 		}
-		n = recv(c->fd, buf + used, size - used, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
+		n = recv_some(c->fd, buf + used, size - used, deadline);
+		if (n == -ETIMEDOUT && used > 0)
+			reject_slow_line(c, used);
 		if (n <= 0)
 			break;
+		if (used == 0)
+			deadline = now_ms() + REQUEST_TIMEOUT_MS;
 		used += (size_t)n;
 	}
 	free(buf);
@@ -220,7 +326,7 @@ static void *connection_main(void *arg)
 	serve_connection(c);
 
 	pthread_mutex_lock(&b->lock);
-	b->conns[c->slot] = -1;
+	b->conns[c->slot].fd = -1;
 	b->active--;
 	close(c->fd);
 	pthread_cond_broadcast(&b->idle);
@@ -229,30 +335,32 @@ static void *connection_main(void *arg)
 	return NULL;
 }
 
-static int set_timeouts(int fd)
+/*
+ * Takes a free slot for fd of uid. Returns -EUSERS when uid already has
+ * MAX_PER_UID connections open, and -EBUSY when all MAX_CONNECTIONS
+ * slots are taken or the broker is stopping.
+ */
+static int claim_slot(struct kd_broker *b, int fd, uid_t uid, size_t *slot)
 {
-	struct timeval tv = { .tv_sec = IO_TIMEOUT, .tv_usec = 0 };
-
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
-		return -errno;
-	return 0;
-}
-
-/* Takes a free slot for fd; -EBUSY when MAX_CONNECTIONS are open. */
-static int claim_slot(struct kd_broker *b, int fd, size_t *slot)
-{
-	int r = -EBUSY;
+	size_t free_slot = MAX_CONNECTIONS, same_uid = 0;
+	int r = 0;
 
 	pthread_mutex_lock(&b->lock);
-	for (size_t i = 0; i < MAX_CONNECTIONS && !b->stopping; i++) {
-		if (b->conns[i] < 0) {
-			b->conns[i] = fd;
-			b->active++;
-			*slot = i;
-			r = 0;
-			break;
-		}
+	for (size_t i = 0; i < MAX_CONNECTIONS; i++) {
+		if (b->conns[i].fd < 0 && free_slot == MAX_CONNECTIONS)
+			free_slot = i;
+		else if (b->conns[i].fd >= 0 && b->conns[i].uid == uid)
+			same_uid++;
+	}
+	if (same_uid >= MAX_PER_UID)
+		r = -EUSERS;
+	else if (free_slot == MAX_CONNECTIONS || b->stopping)
+		r = -EBUSY;
+	if (r == 0) {
+		b->conns[free_slot].fd = fd;
+		b->conns[free_slot].uid = uid;
+		b->active++;
+		*slot = free_slot;
 	}
 	pthread_mutex_unlock(&b->lock);
 	return r;
@@ -261,10 +369,35 @@ static int claim_slot(struct kd_broker *b, int fd, size_t *slot)
 static void release_slot(struct kd_broker *b, size_t slot)
 {
 	pthread_mutex_lock(&b->lock);
-	b->conns[slot] = -1;
+	b->conns[slot].fd = -1;
 	b->active--;
 	pthread_cond_broadcast(&b->idle);
 	pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Tells a client that no slot is free for it and closes the connection.
+ * The send does not wait, so a client that never reads cannot stall the
+ * accept thread. The log line is rate-limited per uid.
+ */
+static void reject_busy(int fd, const struct ucred *cred, int why)
+{
+	char reason[160];
+
+	if (why == -EUSERS)
+		(void)snprintf(reason, sizeof(reason), "uid %u already has %d "
+			       "open connections, the maximum per uid: close "
+			       "one and retry", (unsigned int)cred->uid,
+			       MAX_PER_UID);
+	else
+		(void)snprintf(reason, sizeof(reason), "all %d connection "
+			       "slots are in use: retry later",
+			       MAX_CONNECTIONS);
+	kd_log_denial(cred->uid, "broker-busy", "broker: rejecting a "
+		      "connection: uid=%u pid=%d reason=%s",
+		      (unsigned int)cred->uid, (int)cred->pid, reason);
+	(void)send_reply(fd, kd_reply_error("busy", reason), now_ms());
+	close(fd);
 }
 
 static void start_connection(struct kd_broker *b, int fd)
@@ -275,21 +408,17 @@ static void start_connection(struct kd_broker *b, int fd)
 	pthread_attr_t attr;
 	pthread_t thread;
 	size_t slot;
+	int r;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    set_timeouts(fd) < 0) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 		kd_log(LOG_WARNING, "broker: cannot read the peer of a new "
 		       "connection, closing it: %m");
 		close(fd);
 		return;
 	}
-	if (claim_slot(b, fd, &slot) < 0) {
-		kd_log(LOG_WARNING, "broker: %d connections open, rejecting "
-		       "uid=%u pid=%d", MAX_CONNECTIONS,
-		       (unsigned int)cred.uid, (int)cred.pid);
-		(void)send_reply(fd, kd_reply_error("busy", "too many open "
-						    "connections; retry"));
-		close(fd);
+	r = claim_slot(b, fd, cred.uid, &slot);
+	if (r < 0) {
+		reject_busy(fd, &cred, r);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -442,7 +571,7 @@ int kd_broker_listen(struct kd_daemon *d, struct kh_err *err)
 	b->listen_fd = -1;
 	b->stop_fd = -1;
 	for (size_t i = 0; i < MAX_CONNECTIONS; i++)
-		b->conns[i] = -1;
+		b->conns[i].fd = -1;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->idle, NULL);
 	d->broker = b;
@@ -494,8 +623,8 @@ void kd_broker_stop(struct kd_daemon *d)
 	pthread_mutex_lock(&b->lock);
 	b->stopping = true;
 	for (size_t i = 0; i < MAX_CONNECTIONS; i++) {
-		if (b->conns[i] >= 0)
-			(void)shutdown(b->conns[i], SHUT_RDWR);
+		if (b->conns[i].fd >= 0)
+			(void)shutdown(b->conns[i].fd, SHUT_RDWR);
 	}
 	while (b->active > 0)
 		pthread_cond_wait(&b->idle, &b->lock);

@@ -109,6 +109,26 @@ static int open_backends(struct kd_daemon *d, struct kh_err *err)
 	return 0;
 }
 
+/*
+ * Rejects one key used as both permit_key and audit_key. The DPR must be
+ * signed with a key separate from the permit key, so that a leaked
+ * permit key cannot also forge the audit log. The kid is a hash of the
+ * public key, so equal kids mean the same key.
+ */
+static int check_keys_differ(const struct kh_config *config,
+			     const struct kh_key *permit_key,
+			     const struct kh_key *audit_key, struct kh_err *err)
+{
+	if (strcmp(permit_key->kid, audit_key->kid) != 0)
+		return 0;
+	kh_err_set(err, "permit_key %s and audit_key %s are the same key "
+		   "(kid %s), but the audit key must be separate: run "
+		   "keyhole keygen --dir DIR and point audit_key at its "
+		   "audit.jwk", config->permit_key, config->audit_key,
+		   permit_key->kid);
+	return -EINVAL;
+}
+
 static int load_keys(struct kd_daemon *d, struct kh_err *err)
 {
 	int r;
@@ -126,6 +146,9 @@ static int load_keys(struct kd_daemon *d, struct kh_err *err)
 						   d->config->permit_key);
 		return -EINVAL;
 	}
+	r = check_keys_differ(d->config, d->permit_key, d->audit_key, err);
+	if (r < 0)
+		return r;
 	d->keyring.keys[0] = d->permit_key;
 	d->keyring.count = 1;
 	return 0;
@@ -295,22 +318,43 @@ static int check_backends(const struct kh_config *config)
 	return failures;
 }
 
-static int check_key(const char *config_key, const char *path)
+/*
+ * Loads one key for --check-config and prints what is wrong with it.
+ * Returns the number of errors; *out is the key when it loaded.
+ */
+static int check_key(const char *config_key, const char *path,
+		     struct kh_key **out)
 {
-	struct kh_key *key = NULL;
 	struct kh_err err = { { 0 } };
-	int failures = 0;
 
-	if (kh_key_load(path, &key, &err) < 0) {
+	*out = NULL;
+	if (kh_key_load(path, out, &err) < 0) {
 		fprintf(stderr, "keyholed: %s: %s\n", config_key, err.msg);
 		return 1;
 	}
-	if (!key->secret) {
+	if (!(*out)->secret) {
 		fprintf(stderr, "keyholed: %s: %s is a public key, expected "
 			"the private JWK\n", config_key, path);
+		return 1;
+	}
+	return 0;
+}
+
+static int check_config_keys(const struct kh_config *config)
+{
+	struct kh_key *permit_key = NULL, *audit_key = NULL;
+	struct kh_err err = { { 0 } };
+	int failures;
+
+	failures = check_key("permit_key", config->permit_key, &permit_key);
+	failures += check_key("audit_key", config->audit_key, &audit_key);
+	if (permit_key && audit_key &&
+	    check_keys_differ(config, permit_key, audit_key, &err) < 0) {
+		fprintf(stderr, "keyholed: %s\n", err.msg);
 		failures++;
 	}
-	kh_key_free(key);
+	kh_key_free(permit_key);
+	kh_key_free(audit_key);
 	return failures;
 }
 
@@ -330,8 +374,7 @@ int kd_daemon_check_config(const char *config_path)
 		fprintf(stderr, "keyholed: %s\n", err.msg);
 		return 2;
 	}
-	failures += check_key("permit_key", config->permit_key);
-	failures += check_key("audit_key", config->audit_key);
+	failures += check_config_keys(config);
 	if (kh_policy_load(config->policy, &policy, &err) < 0) {
 		fprintf(stderr, "keyholed: %s\n", err.msg);
 		failures++;

@@ -84,6 +84,7 @@ int kd_issued_new(struct kd_issued **out);
 void kd_issued_free(struct kd_issued *issued);
 int kd_issued_add(struct kd_issued *issued, const char *jti, uid_t uid,
 		  int64_t exp, enum kd_action_kind kind);
+void kd_issued_remove(struct kd_issued *issued, const char *jti);
 int kd_issued_find(const struct kd_issued *issued, const char *jti,
 		   struct kd_issued_entry *out);
 void kd_issued_prune(struct kd_issued *issued, int64_t now);
@@ -156,6 +157,7 @@ void kd_proc_close(struct kd_proc *proc);
 int kd_proc_still_same(const struct kd_proc *proc);
 int kd_proc_scan_fds(const struct kd_proc *proc, dev_t want_dev,
 		     dev_t skip_dev, kd_proc_fd_fn fn, void *ctx);
+int kd_proc_same_userns(const struct kd_proc *proc);
 int kd_proc_getfd(const struct kd_proc *proc, int target_fd);
 void kd_proc_exe(pid_t pid, char *buf, size_t size);
 

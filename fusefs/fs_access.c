@@ -11,12 +11,16 @@
  *   3. the permit files among its fds, read through pidfd_getfd;
  *   4. decode, then confirm the file is permits_dir/<uid>/<jti> by
  *      (dev, ino);
- *   5. kh_permit_check against the caller and the current policy;
+ *   5. kh_permit_check_all against the caller and the current policy,
+ *      and for an exec permit, the caller's user namespace;
  *   6. the first permit that passes and grants the path wins;
- *   7. an "access" record is appended and the use counted;
+ *   7. the ledger entry is reserved, an "access" record is appended and
+ *      the use counted;
  *   8. the backend fetches the secret into sodium_malloc memory.
  * Any failure returns EACCES, logs an "access" record with outcome
  * "denied" and stores the reason for getxattr("user.keyhole.reason").
+ * A fetch that fails after step 7 leaves the use spent: its "granted"
+ * record is followed by a "denied" one and nothing is released.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,8 +37,17 @@
 
 #include "daemon.h"
 
-/* Permit files considered per open; more are ignored. */
+/*
+ * Permits (files that decode and verify as permits) considered per
+ * open, and files on the permits filesystem read per open, permits or
+ * not. A caller over either limit is denied rather than having permits
+ * skipped.
+ */
 #define MAX_CANDIDATES 16
+#define MAX_SCANNED 256
+
+/* Results of comparing the caller's user namespace with keyholed's. */
+enum userns_match { USERNS_UNKNOWN = -1, USERNS_OTHER = 0, USERNS_SAME = 1 };
 
 struct candidate {
 	struct kh_permit permit;
@@ -52,8 +66,13 @@ struct access_ctx {
 	uid_t uid;
 	struct kd_proc proc;
 	char exec_hA[KH_HASH_HEX_LEN + 1]; /* "" when it cannot be built */
-	struct candidate cands[MAX_CANDIDATES];
+	enum userns_match userns;
+	/* Decoded permits; the last slot is scratch for the next decode. */
+	struct candidate cands[MAX_CANDIDATES + 1];
 	size_t count;
+	size_t scanned;            /* files read, permits or not */
+	enum kh_verdict undecoded; /* worst decode failure, OK if none */
+	const char *overflow;      /* the denial reason when over a limit */
 	struct candidate *chosen;
 	struct candidate *best;    /* the most specific failure */
 	char reason[KD_REASON_MAX];
@@ -99,28 +118,67 @@ static bool is_broker_file(struct access_ctx *ctx, const struct stat *held,
 	       st.st_ino == held->st_ino;
 }
 
-static void decode_candidate(struct access_ctx *ctx, struct candidate *c,
-			     const char *token, size_t len,
-			     const struct stat *held)
+/*
+ * Decodes the token into the scratch slot. A permit joins the
+ * candidates; any other file only records its decode failure, so that
+ * files which are not permits never take a candidate's place.
+ */
+static int decode_candidate(struct access_ctx *ctx, const char *token,
+			    size_t len, const struct stat *held)
 {
+	struct candidate *c = &ctx->cands[ctx->count];
 	struct kh_err err = { { 0 } };
 
+	memset(c, 0, sizeof(*c));
 	c->verdict = kh_permit_decode(token, len, &ctx->d->keyring,
 				      &c->permit, &err);
 	if (c->verdict != KH_VERDICT_OK) {
-		(void)snprintf(c->reason, sizeof(c->reason), "%s",
-			       kh_verdict_str(c->verdict));
-		return;
+		if (c->verdict > ctx->undecoded)
+			ctx->undecoded = c->verdict;
+		return 0;
+	}
+	if (ctx->count == MAX_CANDIDATES) {
+		kh_permit_clear(&c->permit);
+		ctx->overflow = "more than 16 permits held open: close the "
+				"ones this command does not need";
+		return 1;
 	}
 	c->decoded = true;
 	c->genuine = kd_jti_is_valid(c->permit.jti) &&
 		     is_broker_file(ctx, held, &c->permit);
+	ctx->count++;
+	return 0;
+}
+
+/*
+ * Confirms that fd, our copy of the caller's descriptor, is the regular
+ * file the scan saw, and fills st from it. The caller can swap the
+ * descriptor (dup2) between the scan and pidfd_getfd, so this runs
+ * before anything else touches fd. With AT_STATX_DONT_SYNC, statx does
+ * not ask a FUSE server for attributes, so a file on a FUSE mount that
+ * the caller controls cannot stall this worker.
+ */
+static int confirm_file(int fd, const struct stat *seen, struct stat *st)
+{
+	struct statx stx;
+
+	memset(st, 0, sizeof(*st));
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+		  STATX_TYPE | STATX_INO, &stx) < 0)
+		return -errno;
+	st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+	st->st_ino = stx.stx_ino;
+	st->st_mode = stx.stx_mode;
+	if (!S_ISREG(st->st_mode) || st->st_dev != seen->st_dev ||
+	    st->st_ino != seen->st_ino)
+		return -ESTALE;
+	return 0;
 }
 
 /*
  * kd_proc_scan_fds callback: takes our own copy of the fd, confirms it
  * is the file the scan saw (the process may have reused the number),
- * and reads the token from it.
+ * and reads the token from it. Returns 1 to stop the scan at a limit.
  */
 static int collect_permit(int target_fd, const struct stat *seen, void *opaque)
 {
@@ -128,30 +186,56 @@ static int collect_permit(int target_fd, const struct stat *seen, void *opaque)
 	char *token = NULL;
 	struct stat st;
 	ssize_t len;
-	int fd;
+	int fd, r = 0;
 
-	if (ctx->count == MAX_CANDIDATES)
+	if (ctx->scanned == MAX_SCANNED) {
+		ctx->overflow = "more than 256 files on the permits "
+				"filesystem held open: close the ones this "
+				"command does not need";
 		return 1;
+	}
+	ctx->scanned++;
 	fd = kd_proc_getfd(&ctx->proc, target_fd);
 	if (fd < 0)
 		return 0;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_dev != seen->st_dev || st.st_ino != seen->st_ino)
+	if (confirm_file(fd, seen, &st) < 0)
 		goto out;
 	token = malloc(KH_PERMIT_MAX + 1);
 	if (!token)
 		goto out;
 	len = read_token(fd, token);
 	if (len > 0)
-		decode_candidate(ctx, &ctx->cands[ctx->count++], token,
-				 (size_t)len, &st);
+		r = decode_candidate(ctx, token, (size_t)len, &st);
 out:
 	if (token) {
 		sodium_memzero(token, KH_PERMIT_MAX + 1);
 		free(token);
 	}
 	close(fd);
-	return 0;
+	return r;
+}
+
+/* The verdict passed the hA check, or failed at it. */
+static bool reached_action_check(enum kh_verdict verdict)
+{
+	return verdict == KH_VERDICT_OK ||
+	       verdict >= KH_VERDICT_ACTION_MISMATCH;
+}
+
+/*
+ * An exec binding holds only for a caller in keyholed's own user
+ * namespace. In a namespace of its own, an unprivileged process has
+ * CAP_CHECKPOINT_RESTORE and can point /proc/<pid>/exe at any binary
+ * and write any argv with prctl(PR_SET_MM), so the exec action rebuilt
+ * from /proc would match whatever it claims.
+ */
+static const char *userns_denial(const struct access_ctx *ctx)
+{
+	if (ctx->userns == USERNS_SAME)
+		return NULL;
+	if (ctx->userns == USERNS_OTHER)
+		return "caller is in another user namespace";
+	return "caller's user namespace cannot be read";
 }
 
 /*
@@ -171,29 +255,34 @@ static void check_candidate(struct access_ctx *ctx, struct candidate *c,
 		.env = d->config->env,
 		.now = now,
 		.uid = (int64_t)ctx->uid,
-		.hA = ctx->exec_hA,
+		.hA = ctx->exec_hA[0] ? ctx->exec_hA : "exec action unavailable",
 		.hP = kh_policy_hash(d->policy),
 		.secret = ctx->secret,
 		.uses_spent = (int64_t)kh_ledger_uses(d->ledger, c->permit.jti),
 		.revoked = kh_ledger_is_revoked(d->ledger, c->permit.jti),
 	};
 	struct kh_err err = { { 0 } };
+	const char *userns = NULL;
 
 	/*
 	 * A tool_call permit's action cannot be recomputed at use time, so
-	 * its hA is taken as is. The issued index records which permits
-	 * came from tool_call decisions.
+	 * its hA is not checked. The issued index records which permits
+	 * came from tool_call decisions; every other permit is an exec one.
 	 */
-	if (strcmp(c->permit.hA, ctx->exec_hA) != 0 &&
-	    kd_issued_find(d->issued, c->permit.jti, &issued) == 0 &&
+	if (kd_issued_find(d->issued, c->permit.jti, &issued) == 0 &&
 	    issued.kind == KD_ACTION_TOOL_CALL)
-		expect.hA = c->permit.hA;
-	else if (ctx->exec_hA[0] == '\0')
-		expect.hA = "exec action unavailable";
+		expect.skip |= KH_CHECK_ACTION;
+	else
+		userns = userns_denial(ctx);
 	if (d->config->on_policy_change == KH_POLICY_CHANGE_HONOR)
-		expect.hP = NULL;
+		expect.skip |= KH_CHECK_POLICY;
 
-	c->verdict = kh_permit_check(&c->permit, &expect, &err);
+	c->verdict = kh_permit_check_all(&c->permit, &expect, &err);
+	if (userns && reached_action_check(c->verdict)) {
+		c->verdict = KH_VERDICT_ACTION_MISMATCH;
+		(void)snprintf(c->reason, sizeof(c->reason), "%s", userns);
+		return;
+	}
 	(void)snprintf(c->reason, sizeof(c->reason), "%s",
 		       c->verdict == KH_VERDICT_OK && !c->genuine ?
 			       "permit file was not written by the broker" :
@@ -236,6 +325,10 @@ static int failure_rank(const struct candidate *c, const char *secret)
 /* Caller holds d->lock. Picks the first passing permit, or the best miss. */
 static void choose_permit(struct access_ctx *ctx, int64_t now)
 {
+	if (ctx->overflow) {
+		set_reason(ctx, ctx->overflow);
+		return;
+	}
 	for (size_t i = 0; i < ctx->count; i++) {
 		struct candidate *c = &ctx->cands[i];
 
@@ -251,6 +344,8 @@ static void choose_permit(struct access_ctx *ctx, int64_t now)
 	}
 	if (ctx->best)
 		set_reason(ctx, ctx->best->reason);
+	else if (ctx->undecoded != KH_VERDICT_OK)
+		set_reason(ctx, kh_verdict_str(ctx->undecoded));
 	else
 		set_reason(ctx, "no permit held");
 }
@@ -318,16 +413,30 @@ static void deny_locked(struct access_ctx *ctx, const struct candidate *c)
 		      (unsigned long long)seq, ctx->reason);
 }
 
+/* Caller holds d->lock. Denies the chosen permit for reason. */
+static int deny_chosen_locked(struct access_ctx *ctx, const char *reason)
+{
+	struct candidate *c = ctx->chosen;
+
+	set_reason(ctx, reason);
+	ctx->chosen = NULL;
+	deny_locked(ctx, c);
+	return -EACCES;
+}
+
 /*
  * Caller holds d->lock. Verifies the permits collected and, for the one
  * chosen, consumes a use: the "access" record is durable before the
- * ledger counts the use and before any secret is fetched.
+ * ledger counts the use and before any secret is fetched. The ledger
+ * entry is reserved before the record is written, so that counting
+ * cannot fail afterwards and leave the use uncounted until a restart.
  */
 static int consume_locked(struct access_ctx *ctx)
 {
 	struct kd_daemon *d = ctx->d;
 	struct candidate *c;
 	uint64_t seq = 0;
+	uint32_t total;
 
 	choose_permit(ctx, (int64_t)time(NULL));
 	c = ctx->chosen;
@@ -340,15 +449,19 @@ static int consume_locked(struct access_ctx *ctx)
 		deny_locked(ctx, ctx->best);
 		return -EACCES;
 	}
+	if (kh_ledger_reserve_jti(d->ledger, c->permit.jti, c->permit.exp) < 0)
+		return deny_chosen_locked(ctx, "out of memory counting the use");
 	set_reason(ctx, "permit verified");
 	ctx->uses_after = kh_ledger_uses(d->ledger, c->permit.jti) + 1;
-	if (record_access(ctx, c, "granted", &seq) < 0) {
-		set_reason(ctx, "audit log write failed");
-		ctx->chosen = NULL;
-		deny_locked(ctx, c);
-		return -EACCES;
+	if (record_access(ctx, c, "granted", &seq) < 0)
+		return deny_chosen_locked(ctx, "audit log write failed");
+	if (kh_ledger_count_use(d->ledger, c->permit.jti, c->permit.exp,
+				&total) < 0) {
+		kd_log(LOG_ERR, "cannot count the use of jti=%s seq=%llu; "
+		       "denying the open", c->permit.jti,
+		       (unsigned long long)seq);
+		return deny_chosen_locked(ctx, "use could not be counted");
 	}
-	(void)kh_ledger_note_use(d->ledger, c->permit.jti, c->permit.exp);
 	kd_log(LOG_INFO, "access granted: uid=%u pid=%d path=%s jti=%s "
 	       "rule=%s seq=%llu uses=%u/%u", (unsigned int)ctx->uid,
 	       (int)ctx->proc.tgid, ctx->path, c->permit.jti, c->permit.rule,
@@ -388,6 +501,9 @@ static int inspect_caller(struct access_ctx *ctx, pid_t tid)
 		return r;
 	}
 	build_exec_hash(ctx);
+	r = kd_proc_same_userns(&ctx->proc);
+	ctx->userns = r < 0 ? USERNS_UNKNOWN :
+		      r ? USERNS_SAME : USERNS_OTHER;
 	r = kd_proc_scan_fds(&ctx->proc, ctx->d->permits.dev,
 			     ctx->d->mount_dev, collect_permit, ctx);
 	if (r < 0) {
@@ -464,6 +580,7 @@ int kd_access_open(struct kd_daemon *d, const char *path, uid_t uid,
 		return -ENOMEM;
 	ctx->d = d;
 	ctx->uid = uid;
+	ctx->userns = USERNS_UNKNOWN;
 	ctx->proc.pidfd = ctx->proc.dirfd = -1;
 	if (split_path(ctx, path) < 0) {
 		free(ctx);

@@ -86,6 +86,25 @@ int kd_issued_add(struct kd_issued *issued, const char *jti, uid_t uid,
 	return 0;
 }
 
+/* Drops the entry for jti, if any; undoes a kd_issued_add. */
+void kd_issued_remove(struct kd_issued *issued, const char *jti)
+{
+	struct issued_node **link;
+
+	if (!kd_jti_is_valid(jti))
+		return;
+	for (link = &issued->buckets[bucket_of(jti)]; *link;
+	     link = &(*link)->next) {
+		struct issued_node *n = *link;
+
+		if (strcmp(n->jti, jti) == 0) {
+			*link = n->next;
+			free(n);
+			return;
+		}
+	}
+}
+
 /* Copies the entry for jti into out; -ENOENT when unknown or pruned. */
 int kd_issued_find(const struct kd_issued *issued, const char *jti,
 		   struct kd_issued_entry *out)

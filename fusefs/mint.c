@@ -34,6 +34,7 @@ struct mint_job {
 	char jti[KH_JTI_LEN + 1];
 	int64_t exp;
 	bool decided;     /* policy was evaluated; the record may be missing */
+	bool logged;      /* the permit decision record is in the DPR log */
 	uint64_t seq;
 	char hash[KH_HASH_HEX_LEN + 1];
 };
@@ -88,6 +89,58 @@ static json_t *decision_fields(const struct mint_job *job)
 		"amount", dec->amount);
 }
 
+static enum kd_action_kind action_kind(const json_t *action)
+{
+	const char *type = json_string_value(json_object_get(action, "type"));
+
+	return type && strcmp(type, "tool_call") == 0 ? KD_ACTION_TOOL_CALL :
+							KD_ACTION_EXEC;
+}
+
+/*
+ * Caller holds d->lock. Creates the ledger and index entries of a
+ * permit before its decision record is logged, so that counting it
+ * afterwards cannot fail for lack of memory. A permit the ledger missed
+ * would escape its rate limit, budget and use count until a restart
+ * replays the log.
+ */
+static int reserve_permit_locked(struct kd_daemon *d,
+				 const struct mint_job *job,
+				 struct kh_err *err)
+{
+	int r;
+
+	r = kh_ledger_reserve_mint(d->ledger, job->decision.rule,
+				   job->agent.uid);
+	if (r == 0)
+		r = kh_ledger_reserve_jti(d->ledger, job->jti, job->exp);
+	if (r == 0)
+		r = kd_issued_add(d->issued, job->jti, job->agent.uid,
+				  job->exp, action_kind(job->action));
+	if (r < 0)
+		kh_err_set(err, "cannot reserve ledger entries for rule %s: %s",
+			   job->decision.rule, strerror(-r));
+	return r;
+}
+
+/* Caller holds d->lock. Counts a logged permit in the reserved entries. */
+static int count_permit_locked(struct kd_daemon *d, const struct mint_job *job,
+			       struct kh_err *err)
+{
+	int r;
+
+	r = kh_ledger_note_mint(d->ledger, job->decision.rule, job->agent.uid,
+				job->now, job->decision.amount);
+	if (r == 0)
+		r = kh_ledger_note_decision(d->ledger, job->jti, job->exp,
+					    job->seq, job->hash);
+	if (r < 0)
+		kh_err_set(err, "cannot count permit jti=%s seq=%llu in the "
+			   "ledger: %s", job->jti,
+			   (unsigned long long)job->seq, strerror(-r));
+	return r;
+}
+
 /*
  * Evaluates the request and appends its decision record. Caller holds
  * d->lock, so the counters the state shows are the ones the ledger
@@ -96,7 +149,7 @@ static json_t *decision_fields(const struct mint_job *job)
 static int decide_locked(struct kd_daemon *d, struct mint_job *job,
 			 struct kh_err *err)
 {
-	const char *type;
+	bool permit;
 	json_t *fields = NULL;
 	int r;
 
@@ -115,34 +168,30 @@ static int decide_locked(struct kd_daemon *d, struct mint_job *job,
 		r = kh_action_hash(job->action, job->hA, err);
 	if (r < 0)
 		return r;
-	if (job->decision.effect == KH_EFFECT_PERMIT) {
+	permit = job->decision.effect == KH_EFFECT_PERMIT;
+	if (permit) {
 		r = kh_permit_new_jti(job->jti);
 		if (r < 0) {
 			kh_err_set(err, "cannot create a random jti");
 			return r;
 		}
 		job->exp = job->now + job->decision.ttl;
+		r = reserve_permit_locked(d, job, err);
+		if (r < 0)
+			return r;
 	}
 	job->decided = true;
 	fields = decision_fields(job);
-	if (!fields)
-		return -ENOMEM;
-	r = kd_daemon_append(d, "decision", fields, &job->seq, job->hash,
-			     err);
+	r = fields ? kd_daemon_append(d, "decision", fields, &job->seq,
+				      job->hash, err) :
+		     -ENOMEM;
 	json_decref(fields);
-	if (r < 0 || job->decision.effect != KH_EFFECT_PERMIT)
+	if (r < 0 && permit)
+		kd_issued_remove(d->issued, job->jti);
+	if (r < 0 || !permit)
 		return r;
-
-	type = json_string_value(json_object_get(job->action, "type"));
-	(void)kh_ledger_note_mint(d->ledger, job->decision.rule,
-				  job->agent.uid, job->now,
-				  job->decision.amount);
-	(void)kh_ledger_note_decision(d->ledger, job->jti, job->exp, job->seq,
-				      job->hash);
-	(void)kd_issued_add(d->issued, job->jti, job->agent.uid, job->exp,
-			    type && strcmp(type, "tool_call") == 0 ?
-				    KD_ACTION_TOOL_CALL : KD_ACTION_EXEC);
-	return 0;
+	job->logged = true;
+	return count_permit_locked(d, job, err);
 }
 
 static json_t *permit_claims(const struct kd_daemon *d,
@@ -181,8 +230,10 @@ static void withdraw_permit(struct kd_daemon *d, const struct mint_job *job,
 			   (json_int_t)0, "reason", why);
 	pthread_mutex_lock(&d->lock);
 	if (fields &&
-	    kd_daemon_append(d, "revoke", fields, NULL, NULL, NULL) == 0)
-		(void)kh_ledger_note_revoke(d->ledger, job->jti, job->exp);
+	    kd_daemon_append(d, "revoke", fields, NULL, NULL, NULL) == 0 &&
+	    kh_ledger_note_revoke(d->ledger, job->jti, job->exp) < 0)
+		kd_log(LOG_ERR, "cannot mark jti=%s revoked in the ledger; "
+		       "it is revoked in the DPR log", job->jti);
 	pthread_mutex_unlock(&d->lock);
 	json_decref(fields);
 }
@@ -283,7 +334,15 @@ json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
 	r = decide_locked(d, &job, &err);
 	pthread_mutex_unlock(&d->lock);
 
-	if (r < 0 && job.decided) {
+	if (r < 0 && job.logged) {
+		/* Logged but not counted: withdraw it rather than issue it. */
+		kd_log(LOG_ERR, "request failed: uid=%u pid=%d seq=%llu: %s",
+		       (unsigned int)peer->uid, (int)peer->pid,
+		       (unsigned long long)job.seq, err.msg);
+		withdraw_permit(d, &job, "permit could not be counted");
+		reply = kd_reply_error("internal", "permit could not be "
+				       "counted; nothing was issued");
+	} else if (r < 0 && job.decided) {
 		/* The decision was made but could not be logged. */
 		kd_log(LOG_ERR, "request denied: uid=%u pid=%d rule=%s: audit "
 		       "log write failed", (unsigned int)peer->uid,
@@ -339,14 +398,26 @@ json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 			   (json_int_t)entry.exp, "by", "uid",
 			   (json_int_t)peer->uid, "reason",
 			   reason ? reason : "revoked on request");
-	r = fields ? kd_daemon_append(d, "revoke", fields, &seq, NULL, NULL) :
-		     -ENOMEM;
+	r = fields ? kh_ledger_reserve_jti(d->ledger, jti, entry.exp) : -ENOMEM;
+	if (r < 0) {
+		reply = kd_reply_error("internal", "out of memory; retry");
+		goto out;
+	}
+	r = kd_daemon_append(d, "revoke", fields, &seq, NULL, NULL);
 	if (r < 0) {
 		reply = kd_reply_error("internal", "audit log write failed");
 		goto out;
 	}
-	(void)kh_ledger_note_revoke(d->ledger, jti, entry.exp);
-	(void)kd_permits_dir_unlink(&d->permits, entry.uid, jti);
+	r = kh_ledger_note_revoke(d->ledger, jti, entry.exp);
+	if (r < 0)
+		kd_log(LOG_ERR, "cannot mark jti=%s revoked in the ledger: %s; "
+		       "removing its permit file still stops its use", jti,
+		       strerror(-r));
+	r = kd_permits_dir_unlink(&d->permits, entry.uid, jti);
+	if (r < 0 && r != -ENOENT)
+		kd_log(LOG_WARNING, "cannot remove the permit file of revoked "
+		       "jti=%s uid=%u: %s", jti, (unsigned int)entry.uid,
+		       strerror(-r));
 	kd_log(LOG_NOTICE, "permit revoked: jti=%s uid=%u by uid=%u seq=%llu",
 	       jti, (unsigned int)entry.uid, (unsigned int)peer->uid,
 	       (unsigned long long)seq);

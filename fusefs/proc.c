@@ -235,6 +235,23 @@ int kd_proc_scan_fds(const struct kd_proc *proc, dev_t want_dev,
 	return r < 0 ? r : 0;
 }
 
+/*
+ * Returns 1 when the process is in this daemon's user namespace, 0 when
+ * it is in another one, or -errno. Namespaces are the same when their
+ * nsfs files have the same (dev, ino). The caller's file is opened
+ * through the /proc/<tgid> fd, so a recycled pid cannot stand in for it.
+ */
+int kd_proc_same_userns(const struct kd_proc *proc)
+{
+	struct stat own, theirs;
+
+	if (stat("/proc/self/ns/user", &own) < 0)
+		return -errno;
+	if (fstatat(proc->dirfd, "ns/user", &theirs, 0) < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	return own.st_dev == theirs.st_dev && own.st_ino == theirs.st_ino;
+}
+
 /* Duplicates the process's target_fd into this process (pidfd_getfd). */
 int kd_proc_getfd(const struct kd_proc *proc, int target_fd)
 {

@@ -259,20 +259,30 @@ static size_t upper_bound(const struct series *series, int64_t t)
 	return low;
 }
 
+/* Makes room for one more event, so that series_add cannot fail. */
+static int series_reserve(struct series *series)
+{
+	size_t cap;
+	struct mint_event *events;
+
+	if (series->len < series->cap)
+		return 0;
+	cap = series->cap ? series->cap * 2 : 16;
+	events = reallocarray(series->events, cap, sizeof(*events));
+	if (!events)
+		return -ENOMEM;
+	series->events = events;
+	series->cap = cap;
+	return 0;
+}
+
 static int series_add(struct series *series, int64_t time, double amount)
 {
 	size_t pos;
+	int r = series_reserve(series);
 
-	if (series->len == series->cap) {
-		size_t cap = series->cap ? series->cap * 2 : 16;
-		struct mint_event *events =
-			reallocarray(series->events, cap, sizeof(*events));
-
-		if (!events)
-			return -ENOMEM;
-		series->events = events;
-		series->cap = cap;
-	}
+	if (r < 0)
+		return r;
 	/* Appends in the usual case; a clock step back inserts in order. */
 	pos = upper_bound(series, time);
 	memmove(&series->events[pos + 1], &series->events[pos],
@@ -283,8 +293,13 @@ static int series_add(struct series *series, int64_t time, double amount)
 	return 0;
 }
 
-int kh_ledger_note_mint(struct kh_ledger *ledger, const char *rule,
-			uid_t uid, int64_t time, double amount)
+/*
+ * Finds or creates the series of (rule, uid) with room for one more
+ * event. An empty series left behind by a failed caller reads as no
+ * mints and is pruned like an expired one.
+ */
+static int series_upsert(struct kh_ledger *ledger, const char *rule,
+			 uid_t uid, struct series **out)
 {
 	char key[256];
 	uint64_t hash;
@@ -292,22 +307,47 @@ int kh_ledger_note_mint(struct kh_ledger *ledger, const char *rule,
 	struct series *series;
 	int rc = ledger ? mint_key(rule, uid, key, sizeof(key)) : -EINVAL;
 
+	*out = NULL;
 	if (rc)
 		return rc;
 	hash = key_hash(ledger, key);
 	slot = map_find(&ledger->mints, key, hash);
-	if (slot)
-		return series_add(slot->value, time, amount);
-
+	if (slot) {
+		series = slot->value;
+		rc = series_reserve(series);
+		goto out;
+	}
 	series = calloc(1, sizeof(*series));
 	if (!series)
 		return -ENOMEM;
-	rc = series_add(series, time, amount);
+	rc = series_reserve(series);
 	if (!rc)
 		rc = map_insert(&ledger->mints, key, hash, series);
 	if (rc)
 		series_free(series);
+out:
+	if (!rc)
+		*out = series;
 	return rc;
+}
+
+int kh_ledger_reserve_mint(struct kh_ledger *ledger, const char *rule,
+			   uid_t uid)
+{
+	struct series *series;
+
+	return series_upsert(ledger, rule, uid, &series);
+}
+
+int kh_ledger_note_mint(struct kh_ledger *ledger, const char *rule,
+			uid_t uid, int64_t time, double amount)
+{
+	struct series *series;
+	int rc = series_upsert(ledger, rule, uid, &series);
+
+	if (rc)
+		return rc;
+	return series_add(series, time, amount);
 }
 
 /* Start of the window (now - per, now], saturating instead of wrapping. */
@@ -376,17 +416,37 @@ static struct jti_entry *jti_upsert(struct kh_ledger *ledger,
 	return entry;
 }
 
+int kh_ledger_reserve_jti(struct kh_ledger *ledger, const char *jti,
+			  int64_t exp)
+{
+	if (!ledger || !jti)
+		return -EINVAL;
+	return jti_upsert(ledger, jti, exp) ? 0 : -ENOMEM;
+}
+
+int kh_ledger_count_use(struct kh_ledger *ledger, const char *jti,
+			int64_t exp, uint32_t *total)
+{
+	struct jti_entry *entry;
+
+	*total = 0;
+	if (!ledger || !jti)
+		return -EINVAL;
+	entry = jti_upsert(ledger, jti, exp);
+	if (!entry)
+		return -ENOMEM;
+	if (entry->uses < UINT32_MAX)
+		entry->uses++;
+	*total = entry->uses;
+	return 0;
+}
+
 uint32_t kh_ledger_note_use(struct kh_ledger *ledger, const char *jti,
 			    int64_t exp)
 {
-	struct jti_entry *entry = jti_upsert(ledger, jti, exp);
+	uint32_t total;
 
-	/* Out of memory reads as exhausted, so a caller fails closed. */
-	if (!entry)
-		return UINT32_MAX;
-	if (entry->uses < UINT32_MAX)
-		entry->uses++;
-	return entry->uses;
+	return kh_ledger_count_use(ledger, jti, exp, &total) == 0 ? total : 0;
 }
 
 uint32_t kh_ledger_uses(const struct kh_ledger *ledger, const char *jti)

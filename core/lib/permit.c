@@ -650,29 +650,71 @@ static bool secret_granted(const json_t *secrets, const char *secret)
 	return false;
 }
 
+/*
+ * Names the first expectation that a check in use needs but that is
+ * missing, or returns NULL when every one is present.
+ */
+static const char *missing_expectation(const struct kh_permit_expect *expect)
+{
+	static const struct {
+		unsigned bit;
+		const char *field;
+	} strings[] = {
+		{ KH_CHECK_TENANT, "tenant" },
+		{ KH_CHECK_ENV, "env" },
+		{ KH_CHECK_ACTION, "hA" },
+		{ KH_CHECK_POLICY, "hP" },
+		{ KH_CHECK_SECRET, "secret" },
+	};
+	const char *values[] = {
+		expect->tenant, expect->env, expect->hA, expect->hP,
+		expect->secret,
+	};
+
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+		if (!(expect->skip & strings[i].bit) && !values[i])
+			return strings[i].field;
+	}
+	if (!(expect->skip & KH_CHECK_TIME) && expect->now < 0)
+		return "now";
+	if (!(expect->skip & KH_CHECK_UID) && expect->uid < 0)
+		return "uid";
+	if (!(expect->skip & KH_CHECK_USES) && expect->uses_spent < 0)
+		return "uses_spent";
+	return NULL;
+}
+
+static bool runs(const struct kh_permit_expect *expect, unsigned check)
+{
+	return (expect->skip & check) == 0;
+}
+
 /* Runs the checks on the permit's own context: tenant, env and time. */
 static enum kh_verdict check_context(const struct kh_permit *permit,
 				     const struct kh_permit_expect *expect,
 				     struct kh_err *err)
 {
-	if (expect->tenant && strcmp(permit->tenant, expect->tenant) != 0) {
+	if (runs(expect, KH_CHECK_TENANT) &&
+	    strcmp(permit->tenant, expect->tenant) != 0) {
 		kh_err_set(err, "permit tenant is \"%.64s\", expected "
 				"\"%.64s\"", permit->tenant, expect->tenant);
 		return KH_VERDICT_WRONG_TENANT;
 	}
-	if (expect->env && strcmp(permit->env, expect->env) != 0) {
+	if (runs(expect, KH_CHECK_ENV) &&
+	    strcmp(permit->env, expect->env) != 0) {
 		kh_err_set(err, "permit env is \"%.64s\", expected \"%.64s\"",
 			   permit->env, expect->env);
 		return KH_VERDICT_WRONG_ENV;
 	}
-	if (expect->now >= 0 && permit->iat - KH_PERMIT_SKEW > expect->now) {
+	if (runs(expect, KH_CHECK_TIME) &&
+	    permit->iat - KH_PERMIT_SKEW > expect->now) {
 		kh_err_set(err, "permit iat %lld is more than %d s after now "
 				"(%lld); check the clocks",
 			   (long long)permit->iat, KH_PERMIT_SKEW,
 			   (long long)expect->now);
 		return KH_VERDICT_NOT_YET_VALID;
 	}
-	if (expect->now >= 0 && permit->exp <= expect->now) {
+	if (runs(expect, KH_CHECK_TIME) && permit->exp <= expect->now) {
 		kh_err_set(err, "permit expired at %lld (now %lld); request "
 				"a new one",
 			   (long long)permit->exp, (long long)expect->now);
@@ -686,17 +728,20 @@ static enum kh_verdict check_binding(const struct kh_permit *permit,
 				     const struct kh_permit_expect *expect,
 				     struct kh_err *err)
 {
-	if (expect->uid >= 0 && (int64_t)permit->uid != expect->uid) {
+	if (runs(expect, KH_CHECK_UID) &&
+	    (int64_t)permit->uid != expect->uid) {
 		kh_err_set(err, "permit is for uid %u, caller is uid %lld",
 			   (unsigned int)permit->uid, (long long)expect->uid);
 		return KH_VERDICT_SUBJECT_MISMATCH;
 	}
-	if (expect->hA && strcmp(permit->hA, expect->hA) != 0) {
+	if (runs(expect, KH_CHECK_ACTION) &&
+	    strcmp(permit->hA, expect->hA) != 0) {
 		kh_err_set(err, "permit hA %s does not match the action's hA "
 				"%.64s", permit->hA, expect->hA);
 		return KH_VERDICT_ACTION_MISMATCH;
 	}
-	if (expect->hP && strcmp(permit->hP, expect->hP) != 0) {
+	if (runs(expect, KH_CHECK_POLICY) &&
+	    strcmp(permit->hP, expect->hP) != 0) {
 		kh_err_set(err, "permit was issued under policy %s, current "
 				"policy is %.64s", permit->hP, expect->hP);
 		return KH_VERDICT_POLICY_CHANGED;
@@ -704,14 +749,22 @@ static enum kh_verdict check_binding(const struct kh_permit *permit,
 	return KH_VERDICT_OK;
 }
 
-enum kh_verdict kh_permit_check(const struct kh_permit *permit,
-				const struct kh_permit_expect *expect,
-				struct kh_err *err)
+enum kh_verdict kh_permit_check_all(const struct kh_permit *permit,
+				    const struct kh_permit_expect *expect,
+				    struct kh_err *err)
 {
 	enum kh_verdict verdict;
+	const char *missing;
 
 	if (!permit || !permit->claims || !expect) {
 		kh_err_set(err, "no decoded permit or expectations given");
+		return KH_VERDICT_MALFORMED;
+	}
+	missing = missing_expectation(expect);
+	if (missing) {
+		kh_err_set(err, "expectation \"%s\" is not set: set it, or add "
+				"its KH_CHECK_ bit to skip to skip the check",
+			   missing);
 		return KH_VERDICT_MALFORMED;
 	}
 	verdict = check_context(permit, expect, err);
@@ -721,14 +774,14 @@ enum kh_verdict kh_permit_check(const struct kh_permit *permit,
 	if (verdict != KH_VERDICT_OK)
 		return verdict;
 
-	if (expect->uses_spent >= 0 &&
+	if (runs(expect, KH_CHECK_USES) &&
 	    expect->uses_spent >= (int64_t)permit->uses) {
 		kh_err_set(err, "permit %s has used %lld of %u uses",
 			   permit->jti, (long long)expect->uses_spent,
 			   (unsigned int)permit->uses);
 		return KH_VERDICT_USES_EXHAUSTED;
 	}
-	if (expect->secret &&
+	if (runs(expect, KH_CHECK_SECRET) &&
 	    !secret_granted(permit->secrets, expect->secret)) {
 		kh_err_set(err, "permit %s does not grant secret \"%.128s\"",
 			   permit->jti, expect->secret);
@@ -739,6 +792,26 @@ enum kh_verdict kh_permit_check(const struct kh_permit *permit,
 		return KH_VERDICT_REVOKED;
 	}
 	return KH_VERDICT_OK;
+}
+
+enum kh_verdict kh_permit_check(const struct kh_permit *permit,
+				const struct kh_permit_expect *expect,
+				struct kh_err *err)
+{
+	struct kh_permit_expect explicit;
+
+	if (!expect)
+		return kh_permit_check_all(permit, NULL, err);
+	explicit = *expect;
+	explicit.skip |= (expect->tenant ? 0 : KH_CHECK_TENANT) |
+			 (expect->env ? 0 : KH_CHECK_ENV) |
+			 (expect->now >= 0 ? 0 : KH_CHECK_TIME) |
+			 (expect->uid >= 0 ? 0 : KH_CHECK_UID) |
+			 (expect->hA ? 0 : KH_CHECK_ACTION) |
+			 (expect->hP ? 0 : KH_CHECK_POLICY) |
+			 (expect->uses_spent >= 0 ? 0 : KH_CHECK_USES) |
+			 (expect->secret ? 0 : KH_CHECK_SECRET);
+	return kh_permit_check_all(permit, &explicit, err);
 }
 
 void kh_permit_clear(struct kh_permit *permit)

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,30 @@ static void test_issued_add_find_prune(void)
 	kd_issued_prune(issued, 150);
 	CHECK_INT(kd_issued_find(issued, "hb3dA0t6S1uWlCqBtSI8vQ", &entry),
 		  -ENOENT);
+	CHECK_INT(kd_issued_find(issued, "M_SBhSDxjHlkMIriCaiNuw", &entry), 0);
+	kd_issued_free(issued);
+}
+
+/* kd_issued_remove undoes an add made for a record that was not logged. */
+static void test_issued_remove(void)
+{
+	struct kd_issued *issued = NULL;
+	struct kd_issued_entry entry;
+
+	CHECK_INT(kd_issued_new(&issued), 0);
+	CHECK_INT(kd_issued_add(issued, "hb3dA0t6S1uWlCqBtSI8vQ", 1000, 100,
+				KD_ACTION_EXEC), 0);
+	CHECK_INT(kd_issued_add(issued, "M_SBhSDxjHlkMIriCaiNuw", 1001, 200,
+				KD_ACTION_EXEC), 0);
+	kd_issued_remove(issued, "hb3dA0t6S1uWlCqBtSI8vQ");
+	CHECK_INT(kd_issued_find(issued, "hb3dA0t6S1uWlCqBtSI8vQ", &entry),
+		  -ENOENT);
+	CHECK_INT(kd_issued_find(issued, "M_SBhSDxjHlkMIriCaiNuw", &entry), 0);
+	CHECK_INT(entry.uid, 1001);
+	/* Unknown and invalid jtis change nothing. */
+	kd_issued_remove(issued, "AAAAAAAAAAAAAAAAAAAAAA");
+	kd_issued_remove(issued, "not a jti");
+	kd_issued_remove(issued, "");
 	CHECK_INT(kd_issued_find(issued, "M_SBhSDxjHlkMIriCaiNuw", &entry), 0);
 	kd_issued_free(issued);
 }
@@ -470,6 +495,55 @@ static void test_proc_detects_exit(void)
 	kd_proc_close(&proc);
 }
 
+/*
+ * Forks a child that enters a new user namespace when new_userns is
+ * set, and returns kd_proc_same_userns for it, or -1000 on a set-up
+ * failure.
+ */
+static int userns_of_child(bool new_userns)
+{
+	struct kd_proc proc = { .pidfd = -1, .dirfd = -1 };
+	int ready[2], release[2], status, r = -1000;
+	char byte = 0;
+	pid_t child;
+
+	if (pipe(ready) < 0)
+		return r;
+	if (pipe(release) < 0) {
+		close(ready[0]);
+		close(ready[1]);
+		return r;
+	}
+	child = fork();
+	if (child == 0) {
+		/* Only the parent may hold the write end, or read never ends. */
+		close(release[1]);
+		close(ready[0]);
+		byte = new_userns && unshare(CLONE_NEWUSER) < 0 ? 'E' : 'R';
+		(void)!write(ready[1], &byte, 1);
+		(void)!read(release[0], &byte, 1);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(release[0]);
+	if (child > 0 && read(ready[0], &byte, 1) == 1 && byte == 'R' &&
+	    kd_proc_open(child, &proc) == 0)
+		r = kd_proc_same_userns(&proc);
+	kd_proc_close(&proc);
+	close(release[1]);
+	close(ready[0]);
+	if (child > 0)
+		(void)waitpid(child, &status, 0);
+	return r;
+}
+
+/* An exec binding is trusted only for a caller in keyholed's namespace. */
+static void test_proc_same_userns(void)
+{
+	CHECK_INT(userns_of_child(false), 1);
+	CHECK_INT(userns_of_child(true), 0);
+}
+
 static void test_denial_rate_limit(void)
 {
 	unsigned long flushed = 0;
@@ -494,6 +568,7 @@ static const struct kh_test_case cases[] = {
 	{ "reasons_long_path_ignored", test_reasons_long_path_ignored },
 	{ "jti_validation", test_jti_validation },
 	{ "issued_add_find_prune", test_issued_add_find_prune },
+	{ "issued_remove", test_issued_remove },
 	{ "issued_replay_from_dpr", test_issued_replay_from_dpr },
 	{ "permits_dir_write", test_permits_dir_write },
 	{ "permits_dir_refuses_planted", test_permits_dir_refuses_planted },
@@ -502,6 +577,7 @@ static const struct kh_test_case cases[] = {
 	{ "proc_tgid_of_thread", test_proc_tgid_of_thread },
 	{ "proc_scan_and_getfd", test_proc_scan_and_getfd },
 	{ "proc_detects_exit", test_proc_detects_exit },
+	{ "proc_same_userns", test_proc_same_userns },
 	{ "denial_rate_limit", test_denial_rate_limit },
 };
 

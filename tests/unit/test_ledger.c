@@ -1,7 +1,8 @@
 /*
  * The ledger: rate and budget windows, pruning, uses, revocations and
- * minting decisions, a rebuild by replaying the same events (as keyholed
- * does from the DPR log after a restart), and 100k-entry volumes.
+ * minting decisions, reservations made before an audit record is
+ * written, a rebuild by replaying the same events (as keyholed does from
+ * the DPR log after a restart), and 100k-entry volumes.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -257,7 +258,10 @@ static void large_volume(void)
 		char jti[32];
 
 		(void)snprintf(jti, sizeof(jti), "jti-%d", i);
-		if (kh_ledger_note_use(ledger, jti, NOW + i) != 1)
+		uint32_t total = 0;
+
+		if (kh_ledger_count_use(ledger, jti, NOW + i, &total) != 0 ||
+		    total != 1)
 			wrong++;
 		if (kh_ledger_note_mint(ledger, "bulk", (uid_t)(i % 10), NOW + i,
 					1) != 0)
@@ -277,6 +281,76 @@ static void large_volume(void)
 	CHECK_INT(wrong, 0);
 	/* uid 0 minted at NOW + 0, 10, ...; those up to NOW + N/4 are gone. */
 	CHECK_INT(kh_ledger_rate(ledger, "bulk", 0, NOW + N, 2 * N), 7499);
+	kh_ledger_free(ledger);
+}
+
+/* A reservation changes no count until the note that uses it. */
+static void reserve_then_count(void)
+{
+	struct kh_ledger *ledger = new_ledger();
+	char hash[65];
+	uint64_t seq;
+	uint32_t total = 99;
+
+	if (!ledger)
+		return;
+	CHECK_INT(kh_ledger_reserve_jti(ledger, "j1", NOW + 60), 0);
+	CHECK_INT(kh_ledger_uses(ledger, "j1"), 0);
+	CHECK(!kh_ledger_is_revoked(ledger, "j1"));
+	CHECK_INT(kh_ledger_find_decision(ledger, "j1", &seq, hash), -ENOENT);
+	CHECK_INT(kh_ledger_count_use(ledger, "j1", NOW + 60, &total), 0);
+	CHECK_INT(total, 1);
+	CHECK_INT(kh_ledger_reserve_jti(ledger, "j1", NOW + 60), 0);
+	CHECK_INT(kh_ledger_uses(ledger, "j1"), 1);
+	CHECK_INT(kh_ledger_count_use(ledger, "j1", NOW + 60, &total), 0);
+	CHECK_INT(total, 2);
+
+	/* 20 mints cross the first growth of a series (16 events). */
+	for (int i = 0; i < 20; i++) {
+		CHECK_INT(kh_ledger_reserve_mint(ledger, "r", 1000), 0);
+		CHECK_INT(kh_ledger_rate(ledger, "r", 1000, NOW, 3600), i);
+		CHECK_INT(kh_ledger_note_mint(ledger, "r", 1000, NOW - i, 1),
+			  0);
+	}
+	CHECK_INT(kh_ledger_rate(ledger, "r", 1000, NOW, 3600), 20);
+
+	/* Unused reservations read as nothing and are pruned. */
+	CHECK_INT(kh_ledger_reserve_mint(ledger, "unused", 7), 0);
+	CHECK_INT(kh_ledger_rate(ledger, "unused", 7, NOW, 3600), 0);
+	CHECK_INT(kh_ledger_reserve_jti(ledger, "j2", NOW + 10), 0);
+	kh_ledger_prune(ledger, NOW + 11, 3600);
+	CHECK_INT(kh_ledger_uses(ledger, "j2"), 0);
+	CHECK_INT(kh_ledger_rate(ledger, "unused", 7, NOW, 3600), 0);
+	CHECK_INT(kh_ledger_uses(ledger, "j1"), 2);
+	kh_ledger_free(ledger);
+}
+
+/* A use that cannot be counted is an error, never a silent zero. */
+static void count_use_reports_failure(void)
+{
+	struct kh_ledger *ledger = new_ledger();
+	char long_rule[300];
+	uint32_t total = 99;
+
+	if (!ledger)
+		return;
+	CHECK_INT(kh_ledger_count_use(NULL, "j", NOW, &total), -EINVAL);
+	CHECK_INT(total, 0);
+	total = 99;
+	CHECK_INT(kh_ledger_count_use(ledger, NULL, NOW, &total), -EINVAL);
+	CHECK_INT(total, 0);
+	CHECK_INT(kh_ledger_note_use(NULL, "j", NOW), 0);
+	CHECK_INT(kh_ledger_note_use(ledger, "j", NOW), 1);
+	CHECK_INT(kh_ledger_reserve_jti(NULL, "j", NOW), -EINVAL);
+	CHECK_INT(kh_ledger_reserve_jti(ledger, NULL, NOW), -EINVAL);
+	CHECK_INT(kh_ledger_reserve_mint(NULL, "r", 1), -EINVAL);
+	CHECK_INT(kh_ledger_reserve_mint(ledger, NULL, 1), -EINVAL);
+	memset(long_rule, 'r', sizeof(long_rule) - 1);
+	long_rule[sizeof(long_rule) - 1] = '\0';
+	CHECK_INT(kh_ledger_reserve_mint(ledger, long_rule, 1),
+		  -ENAMETOOLONG);
+	CHECK_INT(kh_ledger_note_mint(ledger, long_rule, 1, NOW, 1),
+		  -ENAMETOOLONG);
 	kh_ledger_free(ledger);
 }
 
@@ -300,6 +374,8 @@ static const struct kh_test_case cases[] = {
 	{ "revocation until exp", revocation_until_exp },
 	{ "decision lookup", decision_lookup },
 	{ "rebuild gives same counts", rebuild_gives_same_counts },
+	{ "reserve then count", reserve_then_count },
+	{ "count use reports failure", count_use_reports_failure },
 	{ "large volume", large_volume },
 	{ "null ledger reads zero", null_ledger_reads_zero },
 };

@@ -78,7 +78,7 @@ struct matrix_case {
 	enum signer signer;
 	enum token_edit edit;
 	bool empty_ring;
-	bool skip_secret;       /* expect.secret = NULL */
+	bool skip_secret;       /* KH_CHECK_SECRET in expect.skip */
 	size_t note_len;        /* adds constraints.note of this many bytes */
 	int64_t uses_spent;
 	bool revoked;
@@ -549,7 +549,7 @@ static enum kh_verdict run_case(const struct matrix_case *c,
 	expect.uses_spent = c->uses_spent;
 	expect.revoked = c->revoked;
 	if (c->skip_secret)
-		expect.secret = NULL;
+		expect.skip |= KH_CHECK_SECRET;
 	if (header && payload)
 		token = forge_token(header, payload, signer_key(c->signer));
 	if (token)
@@ -565,7 +565,7 @@ static enum kh_verdict run_case(const struct matrix_case *c,
 		kh_test_fail(__FILE__, __LINE__, "%s: claims kept on failure",
 			     c->name);
 	if (verdict == KH_VERDICT_OK)
-		verdict = kh_permit_check(&permit, &expect, err);
+		verdict = kh_permit_check_all(&permit, &expect, err);
 	kh_permit_clear(&permit);
 out:
 	free(edited);
@@ -911,8 +911,165 @@ out:
 	json_decref(claims);
 }
 
+/* Decodes a token signed with the trusted key over base_claims. */
+static enum kh_verdict decode_base_permit(struct kh_permit *permit)
+{
+	struct kh_keyring ring = {.keys = {trusted_key}, .count = 1};
+	char *header = fill_kid(standard_header, trusted_key->kid);
+	char *token = header ? forge_token(header, base_claims, trusted_key)
+			     : NULL;
+	enum kh_verdict verdict = KH_VERDICT_MALFORMED;
+
+	memset(permit, 0, sizeof(*permit));
+	if (token)
+		verdict = kh_permit_decode(token, strlen(token), &ring, permit,
+					   NULL);
+	free(token);
+	free(header);
+	return verdict;
+}
+
+enum expect_change { EXPECT_UNSET, EXPECT_WRONG };
+
+/*
+ * One expectation of kh_permit_check_all: its skip bit, and the verdict
+ * when it is set to a value the base permit does not match.
+ */
+static const struct {
+	const char *field;
+	unsigned bit;
+	enum kh_verdict wrong;
+} expectations[] = {
+	{"tenant", KH_CHECK_TENANT, KH_VERDICT_WRONG_TENANT},
+	{"env", KH_CHECK_ENV, KH_VERDICT_WRONG_ENV},
+	{"now", KH_CHECK_TIME, KH_VERDICT_EXPIRED},
+	{"uid", KH_CHECK_UID, KH_VERDICT_SUBJECT_MISMATCH},
+	{"hA", KH_CHECK_ACTION, KH_VERDICT_ACTION_MISMATCH},
+	{"hP", KH_CHECK_POLICY, KH_VERDICT_POLICY_CHANGED},
+	{"uses_spent", KH_CHECK_USES, KH_VERDICT_USES_EXHAUSTED},
+	{"secret", KH_CHECK_SECRET, KH_VERDICT_SECRET_NOT_GRANTED},
+};
+
+/* Leaves field unset (NULL or -1) or sets it to a mismatching value. */
+static void change_expectation(struct kh_permit_expect *expect,
+			       const char *field, enum expect_change change)
+{
+	bool unset = change == EXPECT_UNSET;
+
+	if (strcmp(field, "tenant") == 0)
+		expect->tenant = unset ? NULL : "other-tenant";
+	else if (strcmp(field, "env") == 0)
+		expect->env = unset ? NULL : "staging";
+	else if (strcmp(field, "now") == 0)
+		expect->now = unset ? -1 : NOW + 3600;
+	else if (strcmp(field, "uid") == 0)
+		expect->uid = unset ? -1 : 1001;
+	else if (strcmp(field, "hA") == 0)
+		expect->hA = unset ? NULL : HASH_D;
+	else if (strcmp(field, "hP") == 0)
+		expect->hP = unset ? NULL : HASH_D;
+	else if (strcmp(field, "uses_spent") == 0)
+		expect->uses_spent = unset ? -1 : 1;
+	else if (strcmp(field, "secret") == 0)
+		expect->secret = unset ? NULL : "local/other";
+}
+
+/* An unset expectation fails unless its skip bit is set. */
+static void test_check_all_rejects_unset(void)
+{
+	struct kh_permit permit;
+
+	CHECK_INT(decode_base_permit(&permit), KH_VERDICT_OK);
+	for (size_t i = 0; i < sizeof(expectations) / sizeof(expectations[0]);
+	     i++) {
+		struct kh_permit_expect expect = base_expect;
+		struct kh_err err = {{0}};
+		char quoted[32];
+		enum kh_verdict verdict;
+
+		change_expectation(&expect, expectations[i].field,
+				   EXPECT_UNSET);
+		verdict = kh_permit_check_all(&permit, &expect, &err);
+		if (verdict != KH_VERDICT_MALFORMED)
+			kh_test_fail(__FILE__, __LINE__, "%s unset: verdict "
+				     "\"%s\", expected \"malformed\"",
+				     expectations[i].field,
+				     kh_verdict_str(verdict));
+		(void)snprintf(quoted, sizeof(quoted), "\"%s\"",
+			       expectations[i].field);
+		if (!strstr(err.msg, quoted))
+			kh_test_fail(__FILE__, __LINE__, "%s unset: error "
+				     "\"%s\" does not name it",
+				     expectations[i].field, err.msg);
+
+		expect.skip = expectations[i].bit;
+		verdict = kh_permit_check_all(&permit, &expect, &err);
+		if (verdict != KH_VERDICT_OK)
+			kh_test_fail(__FILE__, __LINE__, "%s unset and skipped: "
+				     "verdict \"%s\", expected \"ok\"",
+				     expectations[i].field,
+				     kh_verdict_str(verdict));
+	}
+	kh_permit_clear(&permit);
+}
+
+/* A mismatching expectation fails with its verdict unless skipped. */
+static void test_check_all_skip_bits(void)
+{
+	struct kh_permit permit;
+
+	CHECK_INT(decode_base_permit(&permit), KH_VERDICT_OK);
+	for (size_t i = 0; i < sizeof(expectations) / sizeof(expectations[0]);
+	     i++) {
+		struct kh_permit_expect expect = base_expect;
+		enum kh_verdict verdict;
+
+		change_expectation(&expect, expectations[i].field,
+				   EXPECT_WRONG);
+		verdict = kh_permit_check_all(&permit, &expect, NULL);
+		if (verdict != expectations[i].wrong)
+			kh_test_fail(__FILE__, __LINE__, "%s wrong: verdict "
+				     "\"%s\", expected \"%s\"",
+				     expectations[i].field,
+				     kh_verdict_str(verdict),
+				     kh_verdict_str(expectations[i].wrong));
+		expect.skip = expectations[i].bit;
+		verdict = kh_permit_check_all(&permit, &expect, NULL);
+		if (verdict != KH_VERDICT_OK)
+			kh_test_fail(__FILE__, __LINE__, "%s wrong and skipped: "
+				     "verdict \"%s\", expected \"ok\"",
+				     expectations[i].field,
+				     kh_verdict_str(verdict));
+	}
+	kh_permit_clear(&permit);
+}
+
+/* The older kh_permit_check skips every unset expectation. */
+static void test_check_skips_unset(void)
+{
+	struct kh_permit_expect expect = {
+		.now = -1, .uid = -1, .uses_spent = -1,
+	};
+	struct kh_permit permit;
+
+	CHECK_INT(decode_base_permit(&permit), KH_VERDICT_OK);
+	CHECK_INT(kh_permit_check(&permit, &expect, NULL), KH_VERDICT_OK);
+	CHECK_INT(kh_permit_check_all(&permit, &expect, NULL),
+		  KH_VERDICT_MALFORMED);
+	expect.revoked = true;
+	CHECK_INT(kh_permit_check(&permit, &expect, NULL), KH_VERDICT_REVOKED);
+	expect = base_expect;
+	expect.hA = HASH_D;
+	CHECK_INT(kh_permit_check(&permit, &expect, NULL),
+		  KH_VERDICT_ACTION_MISMATCH);
+	kh_permit_clear(&permit);
+}
+
 static const struct kh_test_case cases[] = {
 	{"verification matrix", test_verification_matrix},
+	{"check all rejects unset", test_check_all_rejects_unset},
+	{"check all skip bits", test_check_all_skip_bits},
+	{"check skips unset", test_check_skips_unset},
 	{"matrix covers verdicts", test_matrix_covers_verdicts},
 	{"verdict wording", test_verdict_wording},
 	{"mint matches forged token", test_mint_matches_forged_token},

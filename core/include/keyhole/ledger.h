@@ -22,9 +22,34 @@ int kh_ledger_new(struct kh_ledger **out);
 void kh_ledger_free(struct kh_ledger *ledger);
 
 /*
+ * Reserve before logging, count after. A caller that must not fail
+ * between writing an audit record and counting it calls a
+ * kh_ledger_reserve_* function first, then appends the record. The
+ * matching kh_ledger_note_* or kh_ledger_count_use call after that does
+ * not allocate, so it cannot fail for lack of memory. A reservation that
+ * is never used changes no count.
+ */
+
+/*
+ * Makes room for one kh_ledger_note_mint of (rule, uid). Returns 0,
+ * -EINVAL, -ENAMETOOLONG (rule too long) or -ENOMEM.
+ */
+int kh_ledger_reserve_mint(struct kh_ledger *ledger, const char *rule,
+			   uid_t uid);
+
+/*
+ * Creates the entry of jti (expiring at exp) if it is missing, so that
+ * kh_ledger_count_use, kh_ledger_note_revoke and kh_ledger_note_decision
+ * for jti do not allocate. Returns 0, -EINVAL or -ENOMEM.
+ */
+int kh_ledger_reserve_jti(struct kh_ledger *ledger, const char *jti,
+			  int64_t exp);
+
+/*
  * Records a permit decision for (rule, uid) at time. amount is the
  * budget amount charged, 0 when the rule has no budget. Events may
- * arrive out of time order. Returns 0, -EINVAL or -ENOMEM.
+ * arrive out of time order. Returns 0, -EINVAL, -ENAMETOOLONG or
+ * -ENOMEM.
  */
 int kh_ledger_note_mint(struct kh_ledger *ledger, const char *rule,
 			uid_t uid, int64_t time, double amount);
@@ -38,9 +63,17 @@ double kh_ledger_budget(const struct kh_ledger *ledger, const char *rule,
 			uid_t uid, int64_t now, int64_t per);
 
 /*
- * Counts one use of jti (expiring at exp) and returns the new total.
- * Returns UINT32_MAX when memory runs out, so that callers comparing
- * against grants.uses fail closed.
+ * Counts one use of jti (expiring at exp) and stores the new total in
+ * *total. Returns 0, -EINVAL or -ENOMEM; on failure no use is counted
+ * and *total is 0, so the caller must deny what the use was for.
+ */
+int kh_ledger_count_use(struct kh_ledger *ledger, const char *jti,
+			int64_t exp, uint32_t *total)
+	__attribute__((warn_unused_result));
+
+/*
+ * Older form of kh_ledger_count_use: returns the new total, which is at
+ * least 1, or 0 when the use could not be counted.
  */
 uint32_t kh_ledger_note_use(struct kh_ledger *ledger, const char *jti,
 			    int64_t exp);
@@ -48,7 +81,7 @@ uint32_t kh_ledger_note_use(struct kh_ledger *ledger, const char *jti,
 /* Uses consumed so far by jti. */
 uint32_t kh_ledger_uses(const struct kh_ledger *ledger, const char *jti);
 
-/* Marks jti revoked until exp. */
+/* Marks jti revoked until exp. Returns 0, -EINVAL or -ENOMEM. */
 int kh_ledger_note_revoke(struct kh_ledger *ledger, const char *jti,
 			  int64_t exp);
 

@@ -109,23 +109,58 @@ enum kh_verdict kh_permit_decode(const char *token, size_t len,
 	__attribute__((warn_unused_result));
 
 /*
- * What the verifier expects. A NULL string or a negative number skips
- * that check. Checks run in this order: tenant, env, iat - skew > now
- * (NOT_YET_VALID), exp <= now (EXPIRED), uid, hA, hP, uses_spent >=
- * uses (USES_EXHAUSTED), secret in grants.secrets, revoked.
+ * Checks that a caller of kh_permit_check_all may skip, as bits of
+ * kh_permit_expect.skip. Skipping is explicit so that a field left unset
+ * by mistake fails instead of passing.
+ */
+#define KH_CHECK_TENANT (1u << 0)
+#define KH_CHECK_ENV (1u << 1)
+#define KH_CHECK_TIME (1u << 2)    /* iat and exp against now */
+#define KH_CHECK_UID (1u << 3)
+#define KH_CHECK_ACTION (1u << 4)  /* hA */
+#define KH_CHECK_POLICY (1u << 5)  /* hP */
+#define KH_CHECK_USES (1u << 6)
+#define KH_CHECK_SECRET (1u << 7)
+
+/*
+ * Expectations a decoded permit is checked against. Checks run in this
+ * order: tenant, env,
+ * iat - skew > now (NOT_YET_VALID), exp <= now (EXPIRED), uid, hA, hP,
+ * uses_spent >= uses (USES_EXHAUSTED), secret in grants.secrets,
+ * revoked. revoked is the caller's lookup result, not an expectation,
+ * and has no skip bit.
  */
 struct kh_permit_expect {
 	const char *tenant;
 	const char *env;
-	int64_t now;
-	int64_t uid;          /* -1 to skip */
+	int64_t now;          /* seconds since the epoch, >= 0 */
+	int64_t uid;          /* >= 0 */
 	const char *hA;
 	const char *hP;
 	const char *secret;
-	int64_t uses_spent;   /* -1 to skip */
+	int64_t uses_spent;   /* >= 0 */
 	bool revoked;
+	unsigned skip;        /* KH_CHECK_* bits of the checks not to run */
 };
 
+/*
+ * Runs every check on a decoded permit except those whose KH_CHECK_*
+ * bit is in expect->skip. An expectation that a check needs but that is
+ * missing (a NULL string, or a negative now, uid or uses_spent)
+ * without its skip bit makes the result KH_VERDICT_MALFORMED, with err
+ * naming the field.
+ */
+enum kh_verdict kh_permit_check_all(const struct kh_permit *permit,
+				    const struct kh_permit_expect *expect,
+				    struct kh_err *err)
+	__attribute__((warn_unused_result));
+
+/*
+ * Older form of kh_permit_check_all: a NULL string, a negative now, uid
+ * or uses_spent also skips its check, so a field left unset passes.
+ * Kept for callers written before expect->skip; new code calls
+ * kh_permit_check_all.
+ */
 enum kh_verdict kh_permit_check(const struct kh_permit *permit,
 				const struct kh_permit_expect *expect,
 				struct kh_err *err)
