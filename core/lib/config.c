@@ -5,14 +5,31 @@
  * see the same files whatever their working directory.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "keyhole/backend.h"
 #include "keyhole/canon.h"
 #include "keyhole/config.h"
+#include "json_path.h"
+
+/* Largest config file read, in bytes; keyhole.json is a few hundred. */
+#define CONFIG_MAX_BYTES (1024 * 1024)
+
+/* Maximum length of a config value quoted in an error message, in bytes. */
+#define QUOTE_MAX 64
+
+/* The fix that the error for a missing config names. */
+#define CONFIG_FIX                                                         \
+	"create it from the example keyhole.json in "                      \
+	"share/doc/keyhole/examples (described in docs/config.md) or "     \
+	"pass --config FILE"
 
 enum field_kind {
 	FIELD_STRING,
@@ -26,23 +43,26 @@ struct field {
 	size_t offset;
 	size_t size;
 	const char *fallback;
+	const char *meaning; /* named when the key is missing */
 };
 
-#define FIELD(name, kind, fallback)                                        \
+#define FIELD(name, kind, fallback, meaning)                               \
 	{ #name, kind, offsetof(struct kh_config, name),                   \
-	  sizeof(((struct kh_config *)0)->name), fallback }
+	  sizeof(((struct kh_config *)0)->name), fallback, meaning }
 
 static const struct field fields[] = {
-	FIELD(tenant, FIELD_STRING, NULL),
-	FIELD(env, FIELD_STRING, NULL),
-	FIELD(broker_id, FIELD_STRING, NULL),
-	FIELD(permit_key, FIELD_PATH, NULL),
-	FIELD(audit_key, FIELD_PATH, NULL),
-	FIELD(policy, FIELD_PATH, NULL),
-	FIELD(audit_dir, FIELD_PATH, NULL),
-	FIELD(socket, FIELD_PATH, KH_SOCKET_DEFAULT),
-	FIELD(permits_dir, FIELD_PATH, KH_PERMITS_DEFAULT),
-	FIELD(secrets_mount, FIELD_PATH, KH_SECRETS_DEFAULT),
+	FIELD(tenant, FIELD_STRING, NULL, "the tenant named in permits"),
+	FIELD(env, FIELD_STRING, NULL, "the environment, such as \"prod\""),
+	FIELD(broker_id, FIELD_STRING, NULL, "the iss claim of permits"),
+	FIELD(permit_key, FIELD_PATH, NULL,
+	      "the private JWK that signs permits"),
+	FIELD(audit_key, FIELD_PATH, NULL,
+	      "the private JWK that signs audit records"),
+	FIELD(policy, FIELD_PATH, NULL, "the policy file"),
+	FIELD(audit_dir, FIELD_PATH, NULL, "the audit log directory"),
+	FIELD(socket, FIELD_PATH, KH_SOCKET_DEFAULT, NULL),
+	FIELD(permits_dir, FIELD_PATH, KH_PERMITS_DEFAULT, NULL),
+	FIELD(secrets_mount, FIELD_PATH, KH_SECRETS_DEFAULT, NULL),
 };
 
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
@@ -50,6 +70,107 @@ static const struct field fields[] = {
 static const char known_keys[] =
 	"tenant, env, broker_id, permit_key, audit_key, policy, audit_dir, "
 	"socket, permits_dir, secrets_mount, on_policy_change, backends";
+
+/*
+ * Loader state. With report set, every error goes to report and loading
+ * goes on; without it, the first error fills err and sets the result.
+ */
+struct loader {
+	const char *origin; /* the resolved config path */
+	const char *text;
+	size_t len;
+	kh_err_report_fn report;
+	void *ctx;
+	struct kh_err *err;
+	int errors;
+	int first_rc;
+};
+
+/* Counts one error and passes its message on; returns rc. */
+static int record(struct loader *ld, int rc, const struct kh_err *message)
+{
+	if (ld->errors++ == 0)
+		ld->first_rc = rc;
+	if (ld->report)
+		ld->report(message->msg, ld->ctx);
+	else if (ld->errors == 1 && ld->err)
+		*ld->err = *message;
+	return rc;
+}
+
+static void ignore_report(const char *message, void *ctx)
+{
+	(void)message;
+	(void)ctx;
+}
+
+/*
+ * Records an error at the path $.key (or $.key.name, or $ when key is
+ * NULL) as "<origin>:<line>: <path>: <what>". Returns rc.
+ */
+__attribute__((format(printf, 5, 6)))
+static int fail(struct loader *ld, int rc, const char *key, const char *name,
+		const char *fmt, ...)
+{
+	struct kh_json_step steps[2] = { { key, 0 }, { name, 0 } };
+	size_t depth = 0;
+	char what[384];
+	char where[256];
+	struct kh_err message;
+	unsigned line;
+	va_list ap;
+
+	if (key)
+		depth = name ? 2 : 1;
+	if (!ld->report && ld->errors > 0) {
+		ld->errors++;
+		return rc;
+	}
+	va_start(ap, fmt);
+	(void)vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	kh_json_path_format(steps, depth, where, sizeof(where));
+	line = kh_json_path_line(ld->text, ld->len, steps, depth);
+	if (line)
+		kh_err_set(&message, "%s:%u: %s: %s", ld->origin, line, where,
+			   what);
+	else
+		kh_err_set(&message, "%s: %s: %s", ld->origin, where, what);
+	return record(ld, rc, &message);
+}
+
+/* Bytes of s to quote: at most QUOTE_MAX, never inside a UTF-8 character. */
+static int quote_length(const char *s)
+{
+	size_t len = strnlen(s, QUOTE_MAX + 1);
+
+	if (len > QUOTE_MAX) {
+		len = QUOTE_MAX;
+		while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+			len--;
+	}
+	return (int)len;
+}
+
+static const char *type_name(const json_t *value)
+{
+	switch (json_typeof(value)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	default:
+		return "null";
+	}
+}
 
 static int is_known_key(const char *key)
 {
@@ -82,14 +203,20 @@ static int resolve_location(const char *path, struct kh_config *config,
 		n = snprintf(parent, sizeof(parent), "%.*s",
 			     (int)(slash - path), path);
 	if (n < 0 || (size_t)n >= sizeof(parent) || base[0] == '\0') {
-		kh_err_set(err, "%s: not a path to a config file", path);
+		kh_err_set(err, "%s: not a path to a config file; pass "
+			   "--config FILE", path);
 		return -EINVAL;
 	}
 	if (!realpath(parent, real)) {
 		int r = -errno;
 
-		kh_err_set(err, "%s: cannot resolve directory %s: %s", path,
-			   parent, strerror(-r));
+		if (r == -ENOENT)
+			kh_err_set(err, "%s: config not found, because "
+				   "directory %s does not exist; " CONFIG_FIX,
+				   path, parent);
+		else
+			kh_err_set(err, "%s: cannot resolve directory %s: %s",
+				   path, parent, strerror(-r));
 		return r;
 	}
 
@@ -105,28 +232,84 @@ static int resolve_location(const char *path, struct kh_config *config,
 	return 0;
 }
 
-/* Returns a string value, or NULL after filling err for a bad one. */
-static const char *string_value(const json_t *value, const char *key,
-				struct kh_err *err)
+static int read_config(const char *path, char **text, size_t *len,
+		       struct kh_err *err)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t used = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		if (rc == -ENOENT)
+			kh_err_set(err, "%s: config not found; " CONFIG_FIX,
+				   path);
+		else
+			kh_err_set(err, "%s: cannot open config: %s; check "
+				   "the path and its permissions", path,
+				   strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_BYTES) {
+		rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+		kh_err_set(err, "%s: config must be a regular file of at most "
+			   "%d bytes", path, CONFIG_MAX_BYTES);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		kh_err_set(err, "%s: out of memory", path);
+		goto out;
+	}
+	while (used < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + used, (size_t)st.st_size - used);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			kh_err_set(err, "%s: reading config failed: %s", path,
+				   n < 0 ? strerror(errno) : "file shrank");
+			goto out;
+		}
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	*text = buf;
+	*len = used;
+	buf = NULL;
+out:
+	free(buf);
+	if (fd >= 0)
+		(void)close(fd);
+	return rc;
+}
+
+/* Returns a string value, or NULL after reporting a bad one. */
+static const char *string_value(struct loader *ld, const json_t *value,
+				const char *key)
 {
 	const char *s = json_string_value(value);
 
 	if (!s) {
-		kh_err_set(err, "$.%s: expected a string", key);
+		(void)fail(ld, -EINVAL, key, NULL, "expected a string, not %s",
+			   type_name(value));
 		return NULL;
 	}
 	if (s[0] == '\0' || strlen(s) != json_string_length(value)) {
-		kh_err_set(err, "$.%s: expected a non-empty string without "
-				"NUL characters",
-			   key);
+		(void)fail(ld, -EINVAL, key, NULL, "expected a non-empty "
+			   "string without NUL characters");
 		return NULL;
 	}
 	return s;
 }
 
 /* Stores one string or path field, using its default when absent. */
-static int load_field(const json_t *root, const struct field *field,
-		      struct kh_config *config, struct kh_err *err)
+static void load_field(struct loader *ld, const json_t *root,
+		       const struct field *field, struct kh_config *config)
 {
 	const json_t *value = json_object_get(root, field->key);
 	char *dest = (char *)config + field->offset;
@@ -134,12 +317,13 @@ static int load_field(const json_t *root, const struct field *field,
 	int n;
 
 	if (value) {
-		s = string_value(value, field->key, err);
+		s = string_value(ld, value, field->key);
 		if (!s)
-			return -EINVAL;
+			return;
 	} else if (!s) {
-		kh_err_set(err, "$.%s: missing required key", field->key);
-		return -EINVAL;
+		(void)fail(ld, -EINVAL, NULL, NULL, "missing required key "
+			   "\"%s\" (%s)", field->key, field->meaning);
+		return;
 	}
 
 	if (field->kind == FIELD_PATH && s[0] != '/')
@@ -147,139 +331,171 @@ static int load_field(const json_t *root, const struct field *field,
 	else
 		n = snprintf(dest, field->size, "%s", s);
 	if (n < 0 || (size_t)n >= field->size) {
-		kh_err_set(err, "$.%s: value is longer than %zu bytes",
-			   field->key, field->size - 1);
-		return -ENAMETOOLONG;
+		dest[0] = '\0';
+		(void)fail(ld, -ENAMETOOLONG, field->key, NULL, "value is "
+			   "longer than %zu bytes", field->size - 1);
 	}
-	return 0;
 }
 
-static int load_policy_change(const json_t *root, struct kh_config *config,
-			      struct kh_err *err)
+static void load_policy_change(struct loader *ld, const json_t *root,
+			       struct kh_config *config)
 {
+	static const char allowed[] =
+		"expected \"reject\" (the default: permits minted under an "
+		"older policy are refused) or \"honor\" (they stay valid "
+		"until they expire)";
 	const json_t *value = json_object_get(root, "on_policy_change");
-	const char *s;
+	const char *s = json_string_value(value);
 
 	config->on_policy_change = KH_POLICY_CHANGE_REJECT;
-	if (!value)
-		return 0;
-	s = json_string_value(value);
-	if (s && strcmp(s, "reject") == 0)
-		return 0;
+	if (!value || (s && strcmp(s, "reject") == 0))
+		return;
 	if (s && strcmp(s, "honor") == 0) {
 		config->on_policy_change = KH_POLICY_CHANGE_HONOR;
-		return 0;
+		return;
 	}
-	kh_err_set(err, "$.on_policy_change: expected \"reject\" or "
-			"\"honor\"");
-	return -EINVAL;
+	if (s)
+		(void)fail(ld, -EINVAL, "on_policy_change", NULL, "\"%.*s\" is "
+			   "not allowed; %s", quote_length(s), s, allowed);
+	else
+		(void)fail(ld, -EINVAL, "on_policy_change", NULL, "%s is not "
+			   "allowed; %s", type_name(value), allowed);
 }
 
 /*
  * Checks the shape of "backends": names and a "type" string. Each
  * backend's own keys are checked by kh_backend_open.
  */
-static int load_backends(const json_t *root, struct kh_config *config,
-			 struct kh_err *err)
+static void load_backends(struct loader *ld, const json_t *root,
+			  struct kh_config *config)
 {
 	json_t *backends = json_object_get(root, "backends");
+	int errors = ld->errors;
 	const char *name;
 	json_t *conf;
 
 	if (!backends) {
 		config->backends = json_object();
-		return config->backends ? 0 : -ENOMEM;
+		if (!config->backends)
+			(void)fail(ld, -ENOMEM, NULL, NULL, "out of memory");
+		return;
 	}
 	if (!json_is_object(backends)) {
-		kh_err_set(err, "$.backends: expected an object of "
-				"name: {\"type\": ...}");
-		return -EINVAL;
+		(void)fail(ld, -EINVAL, "backends", NULL, "expected an object "
+			   "of name: {\"type\": ...}, not %s",
+			   type_name(backends));
+		return;
 	}
 	json_object_foreach(backends, name, conf) {
-		if (!kh_backend_name_is_valid(name)) {
-			kh_err_set(err, "$.backends.%s: invalid backend name; "
-					"use 1 to %d characters from "
-					"A-Z a-z 0-9 _ -",
-				   name, KH_BACKEND_NAME_MAX);
-			return -EINVAL;
-		}
-		if (!json_is_object(conf) ||
-		    !json_is_string(json_object_get(conf, "type"))) {
-			kh_err_set(err, "$.backends.%s: expected an object "
-					"with a string \"type\"",
-				   name);
-			return -EINVAL;
-		}
+		if (!kh_backend_name_is_valid(name))
+			(void)fail(ld, -EINVAL, "backends", name, "invalid "
+				   "backend name; use 1 to %d characters from "
+				   "A-Z a-z 0-9 _ -", KH_BACKEND_NAME_MAX);
+		else if (!json_is_object(conf) ||
+			 !json_is_string(json_object_get(conf, "type")))
+			(void)fail(ld, -EINVAL, "backends", name, "expected "
+				   "an object with a string \"type\", such as "
+				   "{\"type\": \"file\"}");
 	}
-	config->backends = json_incref(backends);
-	return 0;
+	if (ld->errors == errors)
+		config->backends = json_incref(backends);
 }
 
-static int load_members(const json_t *root, struct kh_config *config,
-			struct kh_err *err)
+/* Loads every member, reporting each error; returns the first error's rc. */
+static int load_members(struct loader *ld, const json_t *root,
+			struct kh_config *config)
 {
 	const char *key;
 	json_t *value;
+
+	if (!json_is_object(root))
+		return fail(ld, -EINVAL, NULL, NULL, "expected a JSON object "
+			    "such as {\"tenant\": ..., \"policy\": ...}, not "
+			    "%s", type_name(root));
+	json_object_foreach((json_t *)root, key, value) {
+		if (!is_known_key(key))
+			(void)fail(ld, -EINVAL, key, NULL, "unknown key \"%s\"; "
+				   "allowed keys: %s", key, known_keys);
+	}
+	for (size_t i = 0; i < FIELD_COUNT; i++)
+		load_field(ld, root, &fields[i], config);
+	load_policy_change(ld, root, config);
+	load_backends(ld, root, config);
+	return ld->errors ? ld->first_rc : 0;
+}
+
+/*
+ * Resolves, reads and loads the config at path. System errors (the
+ * file or its directory cannot be read) fill sys_err and return -errno;
+ * JSON and schema errors go through ld.
+ */
+static int load_config(struct loader *ld, const char *path,
+		       struct kh_config **out, struct kh_err *sys_err)
+{
+	struct kh_config *config = NULL;
+	json_t *root = NULL;
+	char *text = NULL;
+	struct kh_err syntax = { "" };
 	int r;
 
-	if (!json_is_object(root)) {
-		kh_err_set(err, "$: expected a JSON object");
+	*out = NULL;
+	if (!path || path[0] == '\0') {
+		kh_err_set(sys_err, "config path is empty; pass --config FILE");
 		return -EINVAL;
 	}
-	json_object_foreach((json_t *)root, key, value) {
-		if (!is_known_key(key)) {
-			kh_err_set(err, "$.%s: unknown key; known keys are %s",
-				   key, known_keys);
-			return -EINVAL;
-		}
+	config = calloc(1, sizeof(*config));
+	if (!config) {
+		kh_err_set(sys_err, "%s: out of memory", path);
+		return -ENOMEM;
 	}
-	for (size_t i = 0; i < FIELD_COUNT; i++) {
-		r = load_field(root, &fields[i], config, err);
-		if (r < 0)
-			return r;
-	}
-	r = load_policy_change(root, config, err);
+	r = resolve_location(path, config, sys_err);
+	if (r == 0)
+		r = read_config(config->path, &text, &ld->len, sys_err);
 	if (r < 0)
-		return r;
-	return load_backends(root, config, err);
+		goto out;
+	ld->origin = config->path;
+	ld->text = text;
+	r = kh_json_parse(text, ld->len, &root, &syntax);
+	if (r < 0) {
+		kh_err_prefix(&syntax, "%s", config->path);
+		(void)record(ld, r, &syntax);
+		goto out;
+	}
+	r = load_members(ld, root, config);
+	if (r < 0)
+		goto out;
+	*out = config;
+	config = NULL;
+out:
+	json_decref(root);
+	free(text);
+	kh_config_free(config);
+	return r;
 }
 
 int kh_config_load(const char *path, struct kh_config **out,
 		   struct kh_err *err)
 {
-	struct kh_config *config = NULL;
-	json_t *root = NULL;
-	int r;
+	struct loader ld = { .err = err };
 
 	if (!out)
 		return -EINVAL;
-	*out = NULL;
-	if (!path || path[0] == '\0') {
-		kh_err_set(err, "config path is empty; pass --config FILE");
-		return -EINVAL;
-	}
+	return load_config(&ld, path, out, err);
+}
 
-	config = calloc(1, sizeof(*config));
-	if (!config)
-		return -ENOMEM;
+int kh_config_check(const char *path, kh_err_report_fn report, void *ctx)
+{
+	struct loader ld = { .report = report ? report : ignore_report,
+			     .ctx = ctx };
+	struct kh_config *config = NULL;
+	struct kh_err err = { "" };
+	int r = load_config(&ld, path, &config, &err);
 
-	r = resolve_location(path, config, err);
-	if (r < 0)
-		goto out;
-	r = kh_json_load_file(config->path, &root, err);
-	if (r < 0)
-		goto out;
-	r = load_members(root, config, err);
-	if (r < 0) {
-		kh_err_prefix(err, "%s", config->path);
-		goto out;
-	}
-
-	*out = config;
-	config = NULL;
-out:
-	json_decref(root);
 	kh_config_free(config);
+	if (ld.errors > 0)
+		return ld.errors;
+	if (r < 0 && report)
+		report(err.msg, ctx);
 	return r;
 }
 

@@ -1,8 +1,11 @@
 /* JSON paths for error messages; see json_path.h. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "json_path.h"
 
@@ -175,4 +178,156 @@ void kh_json_path_free(struct kh_json_path *path)
 {
 	free(path->data);
 	*path = (struct kh_json_path){ 0 };
+}
+
+void kh_json_path_format(const struct kh_json_step *steps, size_t depth,
+			 char *buf, size_t size)
+{
+	struct kh_json_path path;
+
+	kh_json_path_init(&path);
+	for (size_t i = 0; i < depth; i++) {
+		if (steps[i].key)
+			kh_json_path_key(&path, steps[i].key,
+					 strlen(steps[i].key));
+		else
+			kh_json_path_index(&path, steps[i].index);
+	}
+	(void)snprintf(buf, size, "%s", kh_json_path_text(&path));
+	kh_json_path_free(&path);
+}
+
+static void skip_ws(const char *text, size_t len, size_t *pos)
+{
+	while (*pos < len && text[*pos] && strchr(" \t\r\n", text[*pos]))
+		(*pos)++;
+}
+
+static void skip_string(const char *text, size_t len, size_t *pos)
+{
+	for ((*pos)++; *pos < len && text[*pos] != '"'; (*pos)++)
+		if (text[*pos] == '\\')
+			(*pos)++;
+	(*pos)++;
+}
+
+static void skip_value(const char *text, size_t len, size_t *pos)
+{
+	int depth = 0;
+
+	if (*pos < len && text[*pos] == '"') {
+		skip_string(text, len, pos);
+		return;
+	}
+	while (*pos < len) {
+		char c = text[*pos];
+
+		if (c == '"') {
+			skip_string(text, len, pos);
+			continue;
+		}
+		if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (depth == 0)
+				return;
+			if (--depth == 0) {
+				(*pos)++;
+				return;
+			}
+		} else if (depth == 0 && c && strchr(", \t\r\n", c)) {
+			return;
+		}
+		(*pos)++;
+	}
+}
+
+/* Compares the string token text[start..end) (with quotes) to key. */
+static bool token_is_key(const char *text, size_t start, size_t end,
+			 const char *key)
+{
+	json_t *decoded;
+	bool same;
+
+	if (!memchr(text + start, '\\', end - start))
+		return end - start - 2 == strlen(key) &&
+		       memcmp(text + start + 1, key, end - start - 2) == 0;
+	/* Escaped keys are decoded by jansson rather than by hand. */
+	decoded = json_loadb(text + start, end - start, JSON_DECODE_ANY, NULL);
+	same = json_is_string(decoded) &&
+	       strcmp(json_string_value(decoded), key) == 0;
+	json_decref(decoded);
+	return same;
+}
+
+static bool find_member(const char *text, size_t len, size_t *pos,
+			const char *key)
+{
+	if (*pos >= len || text[*pos] != '{')
+		return false;
+	(*pos)++;
+	for (;;) {
+		size_t start;
+		bool hit;
+
+		skip_ws(text, len, pos);
+		if (*pos >= len || text[*pos] != '"')
+			return false;
+		start = *pos;
+		skip_string(text, len, pos);
+		hit = *pos <= len && token_is_key(text, start, *pos, key);
+		skip_ws(text, len, pos);
+		if (*pos >= len || text[*pos] != ':')
+			return false;
+		(*pos)++;
+		skip_ws(text, len, pos);
+		if (hit)
+			return true;
+		skip_value(text, len, pos);
+		skip_ws(text, len, pos);
+		if (*pos >= len || text[*pos] != ',')
+			return false;
+		(*pos)++;
+	}
+}
+
+static bool find_element(const char *text, size_t len, size_t *pos,
+			 size_t index)
+{
+	if (*pos >= len || text[*pos] != '[')
+		return false;
+	(*pos)++;
+	for (size_t i = 0; i < index; i++) {
+		skip_ws(text, len, pos);
+		skip_value(text, len, pos);
+		skip_ws(text, len, pos);
+		if (*pos >= len || text[*pos] != ',')
+			return false;
+		(*pos)++;
+	}
+	skip_ws(text, len, pos);
+	return *pos < len && text[*pos] != ']';
+}
+
+unsigned kh_json_path_line(const char *text, size_t len,
+			   const struct kh_json_step *steps, size_t depth)
+{
+	size_t pos = 0;
+	unsigned line = 1;
+
+	if (!text)
+		return 0;
+	skip_ws(text, len, &pos);
+	for (size_t i = 0; i < depth; i++) {
+		bool found = steps[i].key ?
+			find_member(text, len, &pos, steps[i].key) :
+			find_element(text, len, &pos, steps[i].index);
+
+		if (!found)
+			return 0;
+	}
+	for (size_t i = 0; i < pos && i < len; i++)
+		if (text[i] == '\n')
+			line++;
+	return line;
 }

@@ -1,7 +1,8 @@
 /*
  * JSON paths such as $.rules[2].id for error messages, shared by the
- * canonical serialiser (canon.c) and the strict parser (json_strict.c).
- * Internal to libkeyhole.
+ * canonical serialiser (canon.c), the strict parser (json_strict.c) and
+ * the policy and config checks (policy.c, config.c), which also look up
+ * the line a path starts on. Internal to libkeyhole.
  */
 #ifndef KEYHOLE_JSON_PATH_H
 #define KEYHOLE_JSON_PATH_H
@@ -48,5 +49,31 @@ void kh_json_path_key_source(struct kh_json_path *path, const char *key,
 const char *kh_json_path_text(struct kh_json_path *path);
 
 void kh_json_path_free(struct kh_json_path *path);
+
+/*
+ * One step of a JSON path held as data rather than text: a member name,
+ * or an array index when key is NULL. Parsers that check a document
+ * after jansson has loaded it keep their position as an array of steps.
+ */
+struct kh_json_step {
+	const char *key;
+	size_t index;
+};
+
+/*
+ * Writes the path of steps ("$.rules[2].id", with kh_json_path_key
+ * quoting) into buf of size bytes, cut to fit. buf is "$" for depth 0.
+ */
+void kh_json_path_format(const struct kh_json_step *steps, size_t depth,
+			 char *buf, size_t size);
+
+/*
+ * Returns the 1-based line in text (len bytes, already accepted by
+ * kh_json_parse) where the value at steps starts, or 0 when the path is
+ * not in the text. jansson keeps no positions per value, so the text is
+ * scanned again, tracking only strings and nesting.
+ */
+unsigned kh_json_path_line(const char *text, size_t len,
+			   const struct kh_json_step *steps, size_t depth);
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "keyhole/policy.h"
+#include "json_path.h"
 
 /* Largest policy file kh_policy_load reads, in bytes. */
 #define POLICY_MAX_BYTES (4 * 1024 * 1024)
@@ -34,21 +35,26 @@ struct kh_policy {
 	int64_t max_window;
 };
 
-/* A JSON path as segments, so that keys containing '.' stay exact. */
+/* A JSON path as steps, so that keys containing '.' stay exact. */
 struct jpath {
 	size_t depth;
-	struct {
-		const char *key; /* NULL for an array index */
-		size_t index;
-	} seg[PATH_DEPTH];
+	struct kh_json_step seg[PATH_DEPTH];
 };
 
+/*
+ * Parser state. With report set, every error goes to report and parsing
+ * goes on. Without it, the first error fills err and later ones are
+ * dropped, so kh_policy_parse keeps its first-error message.
+ */
 struct parser {
 	const char *text;
 	size_t len;
 	const char *origin;
 	struct kh_err *err;
-	int64_t max_ttl;
+	kh_err_report_fn report;
+	void *ctx;
+	int errors;
+	int64_t max_ttl; /* 0 while max_ttl is missing or invalid */
 	int64_t max_window;
 };
 
@@ -76,192 +82,49 @@ static struct jpath at_index(const struct jpath *parent, size_t index)
 	return path;
 }
 
-static void path_format(const struct jpath *path, char *buf, size_t size)
+/* True once a fail-fast parse has its error, so the rest can be skipped. */
+static bool stopped(const struct parser *ps)
 {
-	size_t used = 0;
-	int n = snprintf(buf, size, "$");
-
-	for (size_t i = 0; i < path->depth && n >= 0; i++) {
-		used += (size_t)n;
-		if (used >= size)
-			return;
-		if (path->seg[i].key)
-			n = snprintf(buf + used, size - used, ".%s",
-				     path->seg[i].key);
-		else
-			n = snprintf(buf + used, size - used, "[%zu]",
-				     path->seg[i].index);
-	}
-}
-
-/*
- * Position helpers for error lines. jansson keeps no positions per
- * value, so the text (already accepted by kh_json_parse) is scanned
- * again, tracking only strings and nesting, to find where the value at
- * a path starts.
- */
-static void skip_ws(const char *text, size_t len, size_t *pos)
-{
-	while (*pos < len && text[*pos] && strchr(" \t\r\n", text[*pos]))
-		(*pos)++;
-}
-
-static void skip_string(const char *text, size_t len, size_t *pos)
-{
-	for ((*pos)++; *pos < len && text[*pos] != '"'; (*pos)++)
-		if (text[*pos] == '\\')
-			(*pos)++;
-	(*pos)++;
-}
-
-static void skip_value(const char *text, size_t len, size_t *pos)
-{
-	int depth = 0;
-
-	if (*pos < len && text[*pos] == '"') {
-		skip_string(text, len, pos);
-		return;
-	}
-	while (*pos < len) {
-		char c = text[*pos];
-
-		if (c == '"') {
-			skip_string(text, len, pos);
-			continue;
-		}
-		if (c == '{' || c == '[') {
-			depth++;
-		} else if (c == '}' || c == ']') {
-			if (depth == 0)
-				return;
-			if (--depth == 0) {
-				(*pos)++;
-				return;
-			}
-		} else if (depth == 0 && c && strchr(", \t\r\n", c)) {
-			return;
-		}
-		(*pos)++;
-	}
-}
-
-/* Compares the string token text[start..end) (with quotes) to key. */
-static bool token_is_key(const char *text, size_t start, size_t end,
-			 const char *key)
-{
-	json_t *decoded;
-	bool same;
-
-	if (!memchr(text + start, '\\', end - start))
-		return end - start - 2 == strlen(key) &&
-		       memcmp(text + start + 1, key, end - start - 2) == 0;
-	/* Escaped keys are decoded by jansson rather than by hand. */
-	decoded = json_loadb(text + start, end - start, JSON_DECODE_ANY, NULL);
-	same = json_is_string(decoded) &&
-	       strcmp(json_string_value(decoded), key) == 0;
-	json_decref(decoded);
-	return same;
-}
-
-static bool find_member(const char *text, size_t len, size_t *pos,
-			const char *key)
-{
-	if (*pos >= len || text[*pos] != '{')
-		return false;
-	(*pos)++;
-	for (;;) {
-		size_t start;
-		bool hit;
-
-		skip_ws(text, len, pos);
-		if (*pos >= len || text[*pos] != '"')
-			return false;
-		start = *pos;
-		skip_string(text, len, pos);
-		hit = *pos <= len && token_is_key(text, start, *pos, key);
-		skip_ws(text, len, pos);
-		if (*pos >= len || text[*pos] != ':')
-			return false;
-		(*pos)++;
-		skip_ws(text, len, pos);
-		if (hit)
-			return true;
-		skip_value(text, len, pos);
-		skip_ws(text, len, pos);
-		if (*pos >= len || text[*pos] != ',')
-			return false;
-		(*pos)++;
-	}
-}
-
-static bool find_element(const char *text, size_t len, size_t *pos,
-			 size_t index)
-{
-	if (*pos >= len || text[*pos] != '[')
-		return false;
-	(*pos)++;
-	for (size_t i = 0; i < index; i++) {
-		skip_ws(text, len, pos);
-		skip_value(text, len, pos);
-		skip_ws(text, len, pos);
-		if (*pos >= len || text[*pos] != ',')
-			return false;
-		(*pos)++;
-	}
-	skip_ws(text, len, pos);
-	return *pos < len && text[*pos] != ']';
-}
-
-/* Returns the 1-based line where the value at path starts, 0 if unknown. */
-static unsigned line_of(const char *text, size_t len, const struct jpath *path)
-{
-	size_t pos = 0;
-	unsigned line = 1;
-
-	if (!text)
-		return 0;
-	skip_ws(text, len, &pos);
-	for (size_t i = 0; i < path->depth; i++) {
-		bool found = path->seg[i].key ?
-			find_member(text, len, &pos, path->seg[i].key) :
-			find_element(text, len, &pos, path->seg[i].index);
-
-		if (!found)
-			return 0;
-	}
-	for (size_t i = 0; i < pos && i < len; i++)
-		if (text[i] == '\n')
-			line++;
-	return line;
+	return !ps->report && ps->errors > 0;
 }
 
 __attribute__((format(printf, 3, 4)))
-static int fail(const struct parser *ps, const struct jpath *path,
+static int fail(struct parser *ps, const struct jpath *path,
 		const char *fmt, ...)
 {
 	char what[384];
-	char where[128];
-	unsigned line = line_of(ps->text, ps->len, path);
+	char where[256];
+	struct kh_err message;
+	unsigned line;
 	va_list ap;
 
+	ps->errors++;
+	if (!ps->report && ps->errors > 1)
+		return -EINVAL;
 	va_start(ap, fmt);
 	(void)vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	path_format(path, where, sizeof(where));
+	kh_json_path_format(path->seg, path->depth, where, sizeof(where));
+	line = kh_json_path_line(ps->text, ps->len, path->seg, path->depth);
 	if (line)
-		kh_err_set(ps->err, "%s:%u: %s: %s", ps->origin, line, where,
+		kh_err_set(&message, "%s:%u: %s: %s", ps->origin, line, where,
 			   what);
 	else
-		kh_err_set(ps->err, "%s: %s: %s", ps->origin, where, what);
+		kh_err_set(&message, "%s: %s: %s", ps->origin, where, what);
+	if (ps->report)
+		ps->report(message.msg, ps->ctx);
+	else if (ps->err)
+		*ps->err = message;
 	return -EINVAL;
 }
 
 /* Rejects members of obj not listed in allowed (NULL-terminated). */
-static int check_keys(const struct parser *ps, const json_t *obj,
+static int check_keys(struct parser *ps, const json_t *obj,
 		      const struct jpath *path, const char *const allowed[])
 {
 	const char *key;
 	const json_t *value;
+	int rc = 0;
 
 	json_object_foreach((json_t *)obj, key, value) {
 		bool known = false;
@@ -281,10 +144,10 @@ static int check_keys(const struct parser *ps, const json_t *obj,
 				break;
 			used += (size_t)n;
 		}
-		return fail(ps, &at, "unknown key \"%s\"; allowed keys: %s",
-			    key, list);
+		rc = fail(ps, &at, "unknown key \"%s\"; allowed keys: %s",
+			  key, list);
 	}
-	return 0;
+	return rc;
 }
 
 static bool has_nul(const json_t *string)
@@ -293,7 +156,7 @@ static bool has_nul(const json_t *string)
 }
 
 /* Fetches a required non-empty string member without NUL bytes. */
-static int get_string(const struct parser *ps, const json_t *obj,
+static int get_string(struct parser *ps, const json_t *obj,
 		      const struct jpath *path, const char *key,
 		      const char **out)
 {
@@ -313,7 +176,7 @@ static int get_string(const struct parser *ps, const json_t *obj,
  * Fetches an integer member in [min, max]. An absent optional member
  * leaves *out unchanged.
  */
-static int get_int(const struct parser *ps, const json_t *obj,
+static int get_int(struct parser *ps, const json_t *obj,
 		   const struct jpath *path, const char *key, bool required,
 		   int64_t min, int64_t max, int64_t *out)
 {
@@ -340,7 +203,7 @@ static int get_int(const struct parser *ps, const json_t *obj,
 	return 0;
 }
 
-static const json_t *get_array(const struct parser *ps, const json_t *obj,
+static const json_t *get_array(struct parser *ps, const json_t *obj,
 			       const struct jpath *path, const char *key,
 			       bool required, int *rc)
 {
@@ -355,7 +218,7 @@ static const json_t *get_array(const struct parser *ps, const json_t *obj,
 	return *rc ? NULL : value;
 }
 
-static int check_glob(const struct parser *ps, const json_t *value,
+static int check_glob(struct parser *ps, const json_t *value,
 		      const struct jpath *path)
 {
 	struct kh_err why;
@@ -372,7 +235,7 @@ static int check_glob(const struct parser *ps, const json_t *value,
  * Checks a dotted condition path such as "action.params.amount": non-
  * empty segments, rooted at action, agent or time (time has no members).
  */
-static int check_dotted(const struct parser *ps, const json_t *value,
+static int check_dotted(struct parser *ps, const json_t *value,
 			const struct jpath *path)
 {
 	const char *s;
@@ -435,90 +298,95 @@ static int nss_name_exists(const char *name, bool group)
 	}
 }
 
-static int check_names(const struct parser *ps, const json_t *names,
+static int check_names(struct parser *ps, const json_t *names,
 		       const struct jpath *path, bool group)
 {
 	const char *kind = group ? "group" : "user";
 	size_t i;
 	const json_t *name;
+	int rc = 0;
 
 	json_array_foreach(names, i, name) {
 		struct jpath at = at_index(path, i);
 		int found;
 
+		if (stopped(ps))
+			break;
 		if (!json_is_string(name) || json_string_length(name) == 0 ||
-		    has_nul(name))
-			return fail(ps, &at, "%s name must be a non-empty "
-				    "string", kind);
+		    has_nul(name)) {
+			rc = fail(ps, &at, "%s name must be a non-empty "
+				  "string", kind);
+			continue;
+		}
 		found = nss_name_exists(json_string_value(name), group);
 		if (found < 0)
-			return fail(ps, &at, "looking up %s \"%s\" failed: %s",
-				    kind, json_string_value(name),
-				    strerror(-found));
-		if (!found)
-			return fail(ps, &at, "unknown %s \"%s\"; check the "
-				    "spelling or create the %s first", kind,
-				    json_string_value(name), kind);
+			rc = fail(ps, &at, "looking up %s \"%s\" failed: %s",
+				  kind, json_string_value(name),
+				  strerror(-found));
+		else if (!found)
+			rc = fail(ps, &at, "unknown %s \"%s\"; check the "
+				  "spelling or create the %s first", kind,
+				  json_string_value(name), kind);
 	}
-	return 0;
+	return rc;
 }
 
-static int parse_agents(const struct parser *ps, const json_t *agents,
-			const struct jpath *path)
+static int check_uids(struct parser *ps, const json_t *uids,
+		      const struct jpath *path)
 {
-	static const char *const keys[] = { "users", "groups", "uids", NULL };
-	const json_t *users = NULL;
-	const json_t *groups = NULL;
-	const json_t *uids = NULL;
-	struct jpath at;
 	size_t i;
 	const json_t *uid;
-	int rc;
+	int rc = 0;
 
-	if (!json_is_object(agents))
-		return fail(ps, path, "agents must be an object");
-	rc = check_keys(ps, agents, path, keys);
-	if (rc)
-		return rc;
-	users = get_array(ps, agents, path, "users", false, &rc);
-	if (!rc)
-		groups = get_array(ps, agents, path, "groups", false, &rc);
-	if (!rc)
-		uids = get_array(ps, agents, path, "uids", false, &rc);
-	if (rc)
-		return rc;
-
-	at = at_key(path, "users");
-	rc = users ? check_names(ps, users, &at, false) : 0;
-	if (rc)
-		return rc;
-	at = at_key(path, "groups");
-	rc = groups ? check_names(ps, groups, &at, true) : 0;
-	if (rc)
-		return rc;
-	at = at_key(path, "uids");
 	json_array_foreach(uids, i, uid) {
-		struct jpath el = at_index(&at, i);
+		struct jpath at = at_index(path, i);
 
 		/* (uid_t)-1 means "no change" to the kernel, never a user. */
 		if (!json_is_integer(uid) || json_integer_value(uid) < 0 ||
 		    json_integer_value(uid) >= (json_int_t)UINT32_MAX)
-			return fail(ps, &el, "uid must be an integer from 0 "
-				    "to 4294967294");
+			rc = fail(ps, &at, "uid must be an integer from 0 to "
+				  "4294967294");
 	}
-	if (json_array_size(users) + json_array_size(groups) +
-	    json_array_size(uids) == 0)
-		return fail(ps, path, "agents lists no users, groups or uids, "
-			    "so the rule could never match; remove agents "
-			    "to match every agent");
-	return 0;
+	return rc;
 }
 
-static int parse_argv_globs(const struct parser *ps, const json_t *argv,
+static int parse_agents(struct parser *ps, const json_t *agents,
+			const struct jpath *path)
+{
+	static const char *const keys[] = { "users", "groups", "uids", NULL };
+	const json_t *lists[3];
+	struct jpath at;
+	int errors = ps->errors;
+	int rc;
+
+	if (!json_is_object(agents))
+		return fail(ps, path, "agents must be an object");
+	(void)check_keys(ps, agents, path, keys);
+	for (size_t i = 0; i < 3; i++)
+		lists[i] = get_array(ps, agents, path, keys[i], false, &rc);
+	for (size_t i = 0; i < 3; i++) {
+		at = at_key(path, keys[i]);
+		if (lists[i] && i < 2)
+			(void)check_names(ps, lists[i], &at, i == 1);
+		else if (lists[i])
+			(void)check_uids(ps, lists[i], &at);
+	}
+	/* After another error here, an empty list would only repeat it. */
+	if (ps->errors == errors &&
+	    json_array_size(lists[0]) + json_array_size(lists[1]) +
+	    json_array_size(lists[2]) == 0)
+		(void)fail(ps, path, "agents lists no users, groups or uids, "
+			   "so the rule could never match; remove agents "
+			   "to match every agent");
+	return ps->errors == errors ? 0 : -EINVAL;
+}
+
+static int parse_argv_globs(struct parser *ps, const json_t *argv,
 			    const struct jpath *path)
 {
 	size_t i;
 	const json_t *glob;
+	int rc = 0;
 
 	if (!json_is_array(argv))
 		return fail(ps, path, "argv must be an array of globs");
@@ -528,25 +396,51 @@ static int parse_argv_globs(const struct parser *ps, const json_t *argv,
 			    "any arguments");
 	json_array_foreach(argv, i, glob) {
 		struct jpath at = at_index(path, i);
-		int rc = check_glob(ps, glob, &at);
 
-		if (rc)
-			return rc;
+		if (check_glob(ps, glob, &at)) {
+			rc = -EINVAL;
+			continue;
+		}
 		/* Elsewhere "**" would match exactly one argument. */
 		if (strcmp(json_string_value(glob), "**") == 0 &&
 		    i + 1 != json_array_size(argv))
-			return fail(ps, &at, "\"**\" matches the remaining "
-				    "arguments, so it may only be the last "
-				    "glob; use \"*\" for a single argument");
+			rc = fail(ps, &at, "\"**\" matches the remaining "
+				  "arguments, so it may only be the last "
+				  "glob; use \"*\" for a single argument");
 	}
-	return 0;
+	return rc;
 }
 
-static int parse_action(const struct parser *ps, const json_t *action,
+static int parse_exec_action(struct parser *ps, const json_t *action,
+			     const struct jpath *path)
+{
+	static const char *const keys[] = { "type", "exe", "argv", NULL };
+	const json_t *value;
+	struct jpath at;
+	int rc = check_keys(ps, action, path, keys);
+
+	value = json_object_get(action, "exe");
+	at = at_key(path, "exe");
+	if (!value)
+		rc = fail(ps, path, "missing required key \"exe\" (an "
+			  "absolute path glob such as \"/usr/bin/curl\")");
+	else if (check_glob(ps, value, &at))
+		rc = -EINVAL;
+	else if (json_string_value(value)[0] != '/')
+		rc = fail(ps, &at, "exe \"%s\" must be an absolute path glob, "
+			  "because exec actions carry the resolved path",
+			  json_string_value(value));
+	value = json_object_get(action, "argv");
+	at = at_key(path, "argv");
+	if (value && parse_argv_globs(ps, value, &at))
+		rc = -EINVAL;
+	return rc;
+}
+
+static int parse_action(struct parser *ps, const json_t *action,
 			const struct jpath *path)
 {
 	static const char *const tool_keys[] = { "type", "tool", NULL };
-	static const char *const exec_keys[] = { "type", "exe", "argv", NULL };
 	const char *type;
 	const json_t *value;
 	struct jpath at;
@@ -557,43 +451,21 @@ static int parse_action(const struct parser *ps, const json_t *action,
 	rc = get_string(ps, action, path, "type", &type);
 	if (rc)
 		return rc;
-
-	if (strcmp(type, "tool_call") == 0) {
-		rc = check_keys(ps, action, path, tool_keys);
-		if (rc)
-			return rc;
-		value = json_object_get(action, "tool");
-		if (!value)
-			return fail(ps, path, "missing required key \"tool\" "
-				    "(a glob such as \"stripe.*\")");
-		at = at_key(path, "tool");
-		return check_glob(ps, value, &at);
-	}
-	if (strcmp(type, "exec") != 0) {
+	if (strcmp(type, "exec") == 0)
+		return parse_exec_action(ps, action, path);
+	if (strcmp(type, "tool_call") != 0) {
 		at = at_key(path, "type");
 		return fail(ps, &at, "type \"%s\" is unknown; use "
 			    "\"tool_call\" or \"exec\"", type);
 	}
 
-	rc = check_keys(ps, action, path, exec_keys);
-	if (rc)
-		return rc;
-	value = json_object_get(action, "exe");
+	rc = check_keys(ps, action, path, tool_keys);
+	value = json_object_get(action, "tool");
+	at = at_key(path, "tool");
 	if (!value)
-		return fail(ps, path, "missing required key \"exe\" (an "
-			    "absolute path glob such as \"/usr/bin/curl\")");
-	at = at_key(path, "exe");
-	rc = check_glob(ps, value, &at);
-	if (rc)
-		return rc;
-	if (json_string_value(value)[0] != '/')
-		return fail(ps, &at, "exe \"%s\" must be an absolute path "
-			    "glob, because exec actions carry the resolved "
-			    "path",
-			    json_string_value(value));
-	value = json_object_get(action, "argv");
-	at = at_key(path, "argv");
-	return value ? parse_argv_globs(ps, value, &at) : 0;
+		return fail(ps, path, "missing required key \"tool\" (a glob "
+			    "such as \"stripe.*\")");
+	return check_glob(ps, value, &at) ? -EINVAL : rc;
 }
 
 static const char *const condition_ops[] = {
@@ -601,7 +473,7 @@ static const char *const condition_ops[] = {
 	NULL,
 };
 
-static int check_op_value(const struct parser *ps, const char *op,
+static int check_op_value(struct parser *ps, const char *op,
 			  const json_t *value, const struct jpath *path)
 {
 	if (strcmp(op, "in") == 0 || strcmp(op, "not_in") == 0) {
@@ -622,46 +494,46 @@ static int check_op_value(const struct parser *ps, const char *op,
 	return 0;
 }
 
-static int parse_condition(const struct parser *ps, const json_t *cond,
+static int parse_condition(struct parser *ps, const json_t *cond,
 			   const struct jpath *path)
 {
 	static const char *const keys[] = { "path", "op", "value", NULL };
 	const json_t *value;
-	const char *op;
+	const char *op = NULL;
 	struct jpath at;
 	bool known = false;
-	int rc;
+	int errors = ps->errors;
 
 	if (!json_is_object(cond))
 		return fail(ps, path, "condition must be an object "
 			    "{\"path\", \"op\", \"value\"}");
-	rc = check_keys(ps, cond, path, keys);
-	if (rc)
-		return rc;
+	(void)check_keys(ps, cond, path, keys);
 	value = json_object_get(cond, "path");
-	if (!value)
-		return fail(ps, path, "missing required key \"path\"");
 	at = at_key(path, "path");
-	rc = check_dotted(ps, value, &at);
-	if (!rc)
-		rc = get_string(ps, cond, path, "op", &op);
-	if (rc)
-		return rc;
-	for (size_t i = 0; condition_ops[i] && !known; i++)
-		known = strcmp(op, condition_ops[i]) == 0;
-	at = at_key(path, "op");
-	if (!known)
-		return fail(ps, &at, "op \"%s\" is unknown; use one of == != "
-			    "< <= > >= in not_in glob prefix", op);
-	value = json_object_get(cond, "value");
 	if (!value)
-		return fail(ps, path, "missing required key \"value\"");
+		(void)fail(ps, path, "missing required key \"path\"");
+	else
+		(void)check_dotted(ps, value, &at);
+	if (get_string(ps, cond, path, "op", &op) == 0) {
+		for (size_t i = 0; condition_ops[i] && !known; i++)
+			known = strcmp(op, condition_ops[i]) == 0;
+		at = at_key(path, "op");
+		if (!known)
+			(void)fail(ps, &at, "op \"%s\" is unknown; use one of "
+				   "== != < <= > >= in not_in glob prefix",
+				   op);
+	}
+	value = json_object_get(cond, "value");
 	at = at_key(path, "value");
-	return check_op_value(ps, op, value, &at);
+	if (!value)
+		(void)fail(ps, path, "missing required key \"value\"");
+	else if (known)
+		(void)check_op_value(ps, op, value, &at);
+	return ps->errors == errors ? 0 : -EINVAL;
 }
 
 /* A grant entry is "<backend>/<name>", both single path components. */
-static int check_secret_ref(const struct parser *ps, const json_t *ref,
+static int check_secret_ref(struct parser *ps, const json_t *ref,
 			    const struct jpath *path)
 {
 	const char *s;
@@ -692,37 +564,31 @@ static int parse_grant(struct parser *ps, const json_t *grant,
 	const json_t *ref;
 	int64_t ttl = KH_POLICY_DEFAULT_TTL;
 	int64_t uses = KH_POLICY_DEFAULT_USES;
+	struct jpath at = at_key(path, "secrets");
+	int errors = ps->errors;
 	size_t i;
 	int rc;
 
 	if (!json_is_object(grant))
 		return fail(ps, path, "grant must be an object");
-	rc = check_keys(ps, grant, path, keys);
-	if (rc)
-		return rc;
+	(void)check_keys(ps, grant, path, keys);
 	secrets = get_array(ps, grant, path, "secrets", true, &rc);
-	if (rc)
-		return rc;
 	json_array_foreach(secrets, i, ref) {
-		struct jpath secrets_path = at_key(path, "secrets");
-		struct jpath at = at_index(&secrets_path, i);
+		struct jpath el = at_index(&at, i);
 
-		rc = check_secret_ref(ps, ref, &at);
-		if (rc)
-			return rc;
+		(void)check_secret_ref(ps, ref, &el);
 	}
 
 	rc = get_int(ps, grant, path, "ttl", false, 1, INT64_MAX, &ttl);
-	if (rc)
-		return rc;
-	if (json_object_get(grant, "ttl") && ttl > ps->max_ttl) {
-		struct jpath at = at_key(path, "ttl");
-
-		return fail(ps, &at, "ttl %lld is above max_ttl %lld; lower "
-			    "ttl or raise max_ttl", (long long)ttl,
-			    (long long)ps->max_ttl);
-	}
-	return get_int(ps, grant, path, "uses", false, 1, UINT32_MAX, &uses);
+	at = at_key(path, "ttl");
+	/* Without a valid max_ttl there is nothing to compare against. */
+	if (!rc && json_object_get(grant, "ttl") && ps->max_ttl > 0 &&
+	    ttl > ps->max_ttl)
+		(void)fail(ps, &at, "ttl %lld is above max_ttl %lld; lower "
+			   "ttl or raise max_ttl", (long long)ttl,
+			   (long long)ps->max_ttl);
+	(void)get_int(ps, grant, path, "uses", false, 1, UINT32_MAX, &uses);
+	return ps->errors == errors ? 0 : -EINVAL;
 }
 
 static int parse_window(struct parser *ps, const json_t *limit,
@@ -742,68 +608,68 @@ static int parse_budget(struct parser *ps, const json_t *budget,
 	static const char *const keys[] = { "path", "max", "per", NULL };
 	const json_t *value;
 	struct jpath at;
-	int rc;
+	int errors = ps->errors;
 
 	if (!json_is_object(budget))
 		return fail(ps, path, "budget must be an object "
 			    "{\"path\", \"max\", \"per\"}");
-	rc = check_keys(ps, budget, path, keys);
-	if (rc)
-		return rc;
+	(void)check_keys(ps, budget, path, keys);
 	value = json_object_get(budget, "path");
-	if (!value)
-		return fail(ps, path, "missing required key \"path\"");
 	at = at_key(path, "path");
-	rc = check_dotted(ps, value, &at);
-	if (rc)
-		return rc;
+	if (!value)
+		(void)fail(ps, path, "missing required key \"path\"");
+	else
+		(void)check_dotted(ps, value, &at);
 	value = json_object_get(budget, "max");
 	at = at_key(path, "max");
 	if (!value)
-		return fail(ps, path, "missing required key \"max\"");
-	if (!json_is_number(value) || json_number_value(value) < 0)
-		return fail(ps, &at, "max must be a number >= 0");
-	return parse_window(ps, budget, path);
+		(void)fail(ps, path, "missing required key \"max\"");
+	else if (!json_is_number(value) || json_number_value(value) < 0)
+		(void)fail(ps, &at, "max must be a number >= 0");
+	(void)parse_window(ps, budget, path);
+	return ps->errors == errors ? 0 : -EINVAL;
+}
+
+static int parse_rate(struct parser *ps, const json_t *rate,
+		      const struct jpath *path)
+{
+	static const char *const keys[] = { "count", "per", NULL };
+	int64_t count = 0;
+	int errors = ps->errors;
+
+	if (!json_is_object(rate))
+		return fail(ps, path, "rate must be an object "
+			    "{\"count\", \"per\"}");
+	(void)check_keys(ps, rate, path, keys);
+	(void)get_int(ps, rate, path, "count", true, 1, INT64_MAX, &count);
+	(void)parse_window(ps, rate, path);
+	return ps->errors == errors ? 0 : -EINVAL;
 }
 
 static int parse_limits(struct parser *ps, const json_t *limits,
 			const struct jpath *path)
 {
 	static const char *const keys[] = { "rate", "budget", NULL };
-	static const char *const rate_keys[] = { "count", "per", NULL };
 	const json_t *rate = json_object_get(limits, "rate");
 	const json_t *budget = json_object_get(limits, "budget");
-	struct jpath at;
-	int64_t count = 0;
-	int rc;
+	struct jpath rate_path = at_key(path, "rate");
+	struct jpath budget_path = at_key(path, "budget");
+	int errors = ps->errors;
 
 	if (!json_is_object(limits))
 		return fail(ps, path, "limits must be an object");
-	rc = check_keys(ps, limits, path, keys);
-	if (rc)
-		return rc;
+	(void)check_keys(ps, limits, path, keys);
 	if (!rate && !budget)
 		return fail(ps, path, "limits sets neither rate nor budget; "
 			    "remove it or add one");
-	if (rate) {
-		at = at_key(path, "rate");
-		if (!json_is_object(rate))
-			return fail(ps, &at, "rate must be an object "
-				    "{\"count\", \"per\"}");
-		rc = check_keys(ps, rate, &at, rate_keys);
-		if (!rc)
-			rc = get_int(ps, rate, &at, "count", true, 1,
-				     INT64_MAX, &count);
-		if (!rc)
-			rc = parse_window(ps, rate, &at);
-		if (rc)
-			return rc;
-	}
-	at = at_key(path, "budget");
-	return budget ? parse_budget(ps, budget, &at) : 0;
+	if (rate)
+		(void)parse_rate(ps, rate, &rate_path);
+	if (budget)
+		(void)parse_budget(ps, budget, &budget_path);
+	return ps->errors == errors ? 0 : -EINVAL;
 }
 
-static int check_rule_id(const struct parser *ps, const json_t *rules,
+static int check_rule_id(struct parser *ps, const json_t *rules,
 			 size_t index, const char *id,
 			 const struct jpath *path)
 {
@@ -816,10 +682,12 @@ static int check_rule_id(const struct parser *ps, const json_t *rules,
 		return fail(ps, &at, "id \"%s\" must be 1 to %d characters "
 			    "from A-Z a-z 0-9 . _ -", id, RULE_ID_MAX);
 	for (size_t i = 0; i < index; i++) {
-		const json_t *other = json_array_get(rules, i);
+		const json_t *other = json_object_get(json_array_get(rules, i),
+						      "id");
 
-		if (strcmp(json_string_value(json_object_get(other, "id")),
-			   id) == 0)
+		/* An earlier rule may lack a valid id in a collecting parse. */
+		if (json_is_string(other) &&
+		    strcmp(json_string_value(other), id) == 0)
 			return fail(ps, &at, "duplicate rule id \"%s\" (also "
 				    "used by $.rules[%zu]); rule ids must be "
 				    "unique", id, i);
@@ -827,60 +695,63 @@ static int check_rule_id(const struct parser *ps, const json_t *rules,
 	return 0;
 }
 
-static int parse_rule_parts(struct parser *ps, const json_t *rule,
-			    const struct jpath *path, bool permit)
+enum rule_effect { EFFECT_DENY, EFFECT_PERMIT, EFFECT_UNKNOWN };
+
+/*
+ * Checks the parts of a rule after id and effect. Each part is checked
+ * on its own, so one bad part does not hide errors in the others. With
+ * an unknown effect, grant and limits are checked when present but
+ * neither required nor rejected.
+ */
+static void parse_rule_parts(struct parser *ps, const json_t *rule,
+			     const struct jpath *path, enum rule_effect effect)
 {
 	const json_t *value;
 	struct jpath at;
-	int rc = 0;
+	int rc;
 
 	value = json_object_get(rule, "agents");
 	at = at_key(path, "agents");
 	if (value)
-		rc = parse_agents(ps, value, &at);
-	if (rc)
-		return rc;
+		(void)parse_agents(ps, value, &at);
 
 	value = json_object_get(rule, "action");
 	at = at_key(path, "action");
 	if (!value)
-		return fail(ps, path, "missing required key \"action\"");
-	rc = parse_action(ps, value, &at);
-	if (rc)
-		return rc;
+		(void)fail(ps, path, "missing required key \"action\"");
+	else
+		(void)parse_action(ps, value, &at);
 
 	value = get_array(ps, rule, path, "when", false, &rc);
 	at = at_key(path, "when");
-	for (size_t i = 0; !rc && i < json_array_size(value); i++) {
+	for (size_t i = 0; i < json_array_size(value); i++) {
 		struct jpath el = at_index(&at, i);
 
-		rc = parse_condition(ps, json_array_get(value, i), &el);
+		(void)parse_condition(ps, json_array_get(value, i), &el);
 	}
-	if (rc)
-		return rc;
 
 	value = json_object_get(rule, "grant");
 	at = at_key(path, "grant");
-	if (permit && !value)
-		return fail(ps, path, "a permit rule needs a grant "
-			    "{\"secrets\": [...]}");
-	if (!permit && value)
-		return fail(ps, &at, "a deny rule grants nothing; remove "
-			    "grant");
-	rc = value ? parse_grant(ps, value, &at) : 0;
-	if (rc)
-		return rc;
+	if (effect == EFFECT_PERMIT && !value)
+		(void)fail(ps, path, "a permit rule needs a grant "
+			   "{\"secrets\": [...]}");
+	else if (effect == EFFECT_DENY && value)
+		(void)fail(ps, &at, "a deny rule grants nothing; remove "
+			   "grant");
+	else if (value)
+		(void)parse_grant(ps, value, &at);
 
 	value = json_object_get(rule, "limits");
 	at = at_key(path, "limits");
-	if (!permit && value)
-		return fail(ps, &at, "limits count permits, so they apply "
-			    "only to permit rules; remove limits");
-	return value ? parse_limits(ps, value, &at) : 0;
+	if (effect == EFFECT_DENY && value)
+		(void)fail(ps, &at, "limits count permits, so they apply only "
+			   "to permit rules; remove limits");
+	else if (value)
+		(void)parse_limits(ps, value, &at);
 }
 
-static int parse_rule(struct parser *ps, const json_t *rules, size_t index,
-		      const struct jpath *rules_path)
+static void parse_rule(struct parser *ps, const json_t *rules, size_t index,
+		       const struct jpath *rules_path)
 {
 	static const char *const keys[] = {
 		"id", "effect", "agents", "action", "when", "grant", "limits",
@@ -888,29 +759,28 @@ static int parse_rule(struct parser *ps, const json_t *rules, size_t index,
 	};
 	const json_t *rule = json_array_get(rules, index);
 	struct jpath path = at_index(rules_path, index);
-	struct jpath at;
+	struct jpath at = at_key(&path, "effect");
+	enum rule_effect effect = EFFECT_UNKNOWN;
 	const char *id;
-	const char *effect;
-	int rc;
+	const char *text;
 
-	if (!json_is_object(rule))
-		return fail(ps, &path, "rule must be an object");
-	rc = check_keys(ps, rule, &path, keys);
-	if (!rc)
-		rc = get_string(ps, rule, &path, "id", &id);
-	if (!rc)
-		rc = check_rule_id(ps, rules, index, id, &path);
-	if (!rc)
-		rc = get_string(ps, rule, &path, "effect", &effect);
-	if (rc)
-		return rc;
-	if (strcmp(effect, "permit") != 0 && strcmp(effect, "deny") != 0) {
-		at = at_key(&path, "effect");
-		return fail(ps, &at, "effect \"%s\" is unknown; use \"permit\" "
-			    "or \"deny\"", effect);
+	if (!json_is_object(rule)) {
+		(void)fail(ps, &path, "rule must be an object");
+		return;
 	}
-	return parse_rule_parts(ps, rule, &path,
-				strcmp(effect, "permit") == 0);
+	(void)check_keys(ps, rule, &path, keys);
+	if (get_string(ps, rule, &path, "id", &id) == 0)
+		(void)check_rule_id(ps, rules, index, id, &path);
+	if (get_string(ps, rule, &path, "effect", &text) == 0) {
+		if (strcmp(text, "permit") == 0)
+			effect = EFFECT_PERMIT;
+		else if (strcmp(text, "deny") == 0)
+			effect = EFFECT_DENY;
+		else
+			(void)fail(ps, &at, "effect \"%s\" is unknown; use "
+				   "\"permit\" or \"deny\"", text);
+	}
+	parse_rule_parts(ps, rule, &path, effect);
 }
 
 static int parse_document(struct parser *ps, const json_t *doc,
@@ -922,25 +792,64 @@ static int parse_document(struct parser *ps, const json_t *doc,
 	const struct jpath root = { 0 };
 	struct jpath at = at_key(&root, "rules");
 	const json_t *rules;
+	int64_t max_ttl = 0;
 	int rc;
 
 	if (!json_is_object(doc))
 		return fail(ps, &root, "a policy must be a JSON object with "
 			    "tenant, env, max_ttl and rules");
-	rc = check_keys(ps, doc, &root, keys);
-	if (!rc)
-		rc = get_string(ps, doc, &root, "tenant", &policy->tenant);
-	if (!rc)
-		rc = get_string(ps, doc, &root, "env", &policy->env);
-	if (!rc)
-		rc = get_int(ps, doc, &root, "max_ttl", true, 1, INT64_MAX,
-			     &ps->max_ttl);
-	if (rc)
-		return rc;
+	(void)check_keys(ps, doc, &root, keys);
+	(void)get_string(ps, doc, &root, "tenant", &policy->tenant);
+	(void)get_string(ps, doc, &root, "env", &policy->env);
+	if (get_int(ps, doc, &root, "max_ttl", true, 1, INT64_MAX,
+		    &max_ttl) == 0)
+		ps->max_ttl = max_ttl;
 	rules = get_array(ps, doc, &root, "rules", true, &rc);
-	for (size_t i = 0; !rc && i < json_array_size(rules); i++)
-		rc = parse_rule(ps, rules, i, &at);
+	for (size_t i = 0; i < json_array_size(rules) && !stopped(ps); i++)
+		parse_rule(ps, rules, i, &at);
 	policy->max_window = ps->max_window;
+	return ps->errors ? -EINVAL : 0;
+}
+
+/*
+ * Parses text into *out. With ps->report set, schema errors are reported
+ * and counted in ps->errors; a syntax error counts as one error.
+ */
+static int parse_policy(struct parser *ps, struct kh_policy **out)
+{
+	struct kh_policy *policy = NULL;
+	struct kh_err local = { "" };
+	struct kh_err *err = ps->report ? &local : ps->err;
+	int rc;
+
+	*out = NULL;
+	policy = calloc(1, sizeof(*policy));
+	if (!policy) {
+		kh_err_set(err, "%s: out of memory", ps->origin);
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = kh_json_parse(ps->text, ps->len, &policy->doc, err);
+	if (rc == -EINVAL) {
+		ps->errors++;
+		kh_err_prefix(err, "%s", ps->origin);
+	}
+	if (rc)
+		goto out;
+	rc = parse_document(ps, policy->doc, policy);
+	if (rc)
+		goto out;
+	rc = kh_hash(policy->doc, policy->hash, err);
+	if (rc) {
+		kh_err_prefix(err, "%s: hashing the policy", ps->origin);
+		goto out;
+	}
+	*out = policy;
+	policy = NULL;
+out:
+	if (ps->report && local.msg[0])
+		ps->report(local.msg, ps->ctx);
+	kh_policy_free(policy);
 	return rc;
 }
 
@@ -953,33 +862,8 @@ int kh_policy_parse(const char *text, size_t len, const char *origin,
 		.origin = origin ? origin : "policy",
 		.err = err,
 	};
-	struct kh_policy *policy = NULL;
-	int rc;
 
-	*out = NULL;
-	policy = calloc(1, sizeof(*policy));
-	if (!policy) {
-		kh_err_set(err, "%s: out of memory", ps.origin);
-		return -ENOMEM;
-	}
-	rc = kh_json_parse(text, len, &policy->doc, err);
-	if (rc) {
-		kh_err_prefix(err, "%s", ps.origin);
-		goto out;
-	}
-	rc = parse_document(&ps, policy->doc, policy);
-	if (rc)
-		goto out;
-	rc = kh_hash(policy->doc, policy->hash, err);
-	if (rc) {
-		kh_err_prefix(err, "%s: hashing the policy", ps.origin);
-		goto out;
-	}
-	*out = policy;
-	policy = NULL;
-out:
-	kh_policy_free(policy);
-	return rc;
+	return parse_policy(&ps, out);
 }
 
 static int read_text(const char *path, char **text, size_t *len,
@@ -1030,6 +914,47 @@ out:
 	free(buf);
 	if (fd >= 0)
 		(void)close(fd);
+	return rc;
+}
+
+static void ignore_report(const char *message, void *ctx)
+{
+	(void)message;
+	(void)ctx;
+}
+
+int kh_policy_check(const char *text, size_t len, const char *origin,
+		    kh_err_report_fn report, void *ctx)
+{
+	struct parser ps = {
+		.text = text,
+		.len = len,
+		.origin = origin ? origin : "policy",
+		.report = report ? report : ignore_report,
+		.ctx = ctx,
+	};
+	struct kh_policy *policy = NULL;
+	int rc = parse_policy(&ps, &policy);
+
+	kh_policy_free(policy);
+	if (rc == -EINVAL)
+		return ps.errors > 0 ? ps.errors : 1;
+	return rc;
+}
+
+int kh_policy_check_file(const char *path, kh_err_report_fn report,
+			 void *ctx)
+{
+	struct kh_err err = { "" };
+	char *text = NULL;
+	size_t len = 0;
+	int rc = read_text(path, &text, &len, &err);
+
+	if (rc == 0)
+		rc = kh_policy_check(text, len, path, report, ctx);
+	else if (report)
+		report(err.msg, ctx);
+	free(text);
 	return rc;
 }
 

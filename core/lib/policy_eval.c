@@ -17,9 +17,28 @@
 
 /* Longest JSON text of a condition value quoted in a reason. */
 #define VALUE_QUOTE_MAX 48
+/* Maximum characters of an action value or glob quoted in a reason. */
+#define QUOTE_CHARS_MAX 64
+/* Maximum bytes of one quoted value, escapes included. */
+#define QUOTE_BYTES_MAX 80
+
+/*
+ * How far a permit rule got before it failed, in the order the closest
+ * miss ranks them: a rule that failed later is closer. The action comes
+ * before the agent because the rule that covers the requested action is
+ * the one the caller wants explained, even when it lists other agents.
+ */
+enum stage {
+	STAGE_TYPE,   /* action type differs: not a candidate */
+	STAGE_NAME,   /* tool or exe glob */
+	STAGE_ARGV,   /* argv globs */
+	STAGE_AGENT,  /* agents */
+	STAGE_WHEN,   /* a condition */
+	STAGE_LIMITS, /* rate or budget */
+	STAGE_MATCH,
+};
 
 enum outcome {
-	RULE_SKIP,      /* agent or action differ: the rule is not relevant */
 	RULE_NEAR_MISS, /* a condition or limit failed, named in why */
 	RULE_MATCH,
 };
@@ -33,15 +52,52 @@ struct eval {
 	char why[256];
 };
 
+/* Length of the UTF-8 character that starts with lead, 1 when invalid. */
+static size_t utf8_length(unsigned char lead)
+{
+	if (lead >= 0xF0 && lead < 0xF8)
+		return 4;
+	if (lead >= 0xE0)
+		return lead < 0xF0 ? 3 : 1;
+	return lead >= 0xC0 ? 2 : 1;
+}
+
+/*
+ * Drops a UTF-8 character that a cut at the end of buf left incomplete,
+ * because reasons go into JSON records, which must be valid UTF-8.
+ */
+static void trim_partial_utf8(char *buf)
+{
+	size_t len = strlen(buf);
+	size_t start = len;
+	size_t need;
+	unsigned char lead;
+
+	while (start > 0 && len - start < 4 &&
+	       ((unsigned char)buf[start - 1] & 0xC0) == 0x80)
+		start--;
+	if (start == 0)
+		return;
+	lead = (unsigned char)buf[start - 1];
+	if (lead < 0xC0)
+		return;
+	need = utf8_length(lead);
+	if (len - (start - 1) < need)
+		buf[start - 1] = '\0';
+}
+
 /* Formats into buf; a reason cut at the buffer end still names the rule. */
 __attribute__((format(printf, 3, 4)))
 static void format_text(char *buf, size_t size, const char *fmt, ...)
 {
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	(void)vsnprintf(buf, size, fmt, ap);
+	n = vsnprintf(buf, size, fmt, ap);
 	va_end(ap);
+	if (n >= 0 && (size_t)n >= size)
+		trim_partial_utf8(buf);
 }
 
 static int check_state(const json_t *state, struct kh_err *err)
@@ -72,31 +128,92 @@ static int check_state(const json_t *state, struct kh_err *err)
 	return 0;
 }
 
+/* Returns 1 when the action's tool or exe fits the rule's glob, 0, <0. */
+static int name_matches(const json_t *pattern, const json_t *action)
+{
+	const char *type = json_string_value(json_object_get(pattern, "type"));
+	const char *key = strcmp(type, "tool_call") == 0 ? "tool" : "exe";
+	const json_t *value = json_object_get(action, key);
+
+	return kh_glob_match(json_string_value(json_object_get(pattern, key)),
+			     json_string_value(value),
+			     json_string_length(value));
+}
+
+/* Returns 1 when argv fits the rule's argv globs (or it has none), 0, <0. */
+static int argv_matches(const json_t *pattern, const json_t *action)
+{
+	const json_t *globs = json_object_get(pattern, "argv");
+
+	if (!globs)
+		return 1;
+	return kh_glob_match_argv(globs, json_object_get(action, "argv"));
+}
+
 /* Returns 1 when action fits the rule's action pattern, 0 if not, <0. */
 static int action_matches(const json_t *pattern, const json_t *action)
 {
-	const char *type = json_string_value(json_object_get(pattern, "type"));
-	const json_t *value;
-	const json_t *argv;
 	int hit;
 
 	if (!json_equal(json_object_get(pattern, "type"),
 			json_object_get(action, "type")))
 		return 0;
-	if (strcmp(type, "tool_call") == 0) {
-		value = json_object_get(action, "tool");
-		return kh_glob_match(
-			json_string_value(json_object_get(pattern, "tool")),
-			json_string_value(value), json_string_length(value));
+	hit = name_matches(pattern, action);
+	return hit == 1 ? argv_matches(pattern, action) : hit;
+}
+
+/*
+ * Writes s (len bytes) into out, quoted unless bare, cut after
+ * QUOTE_CHARS_MAX characters or QUOTE_BYTES_MAX bytes with "..." added,
+ * and with '"', '\\' and control characters escaped. Action values go
+ * into reasons this way, so a long or odd argument cannot push the rule
+ * id out of the reason or break its line.
+ */
+static void quote(const char *s, size_t len, bool bare,
+		  char out[QUOTE_BYTES_MAX + 8])
+{
+	size_t used = 0;
+	size_t chars = 0;
+	size_t i = 0;
+
+	if (!bare)
+		out[used++] = '"';
+	while (i < len && chars < QUOTE_CHARS_MAX) {
+		unsigned char c = (unsigned char)s[i];
+		size_t step = utf8_length(c);
+		char escaped[8];
+		const char *piece = s + i;
+		size_t piece_len = step;
+
+		if (step > len - i)
+			break;
+		if (c < 0x20 || c == 0x7F || c == '"' || c == '\\') {
+			format_text(escaped, sizeof(escaped),
+				    c == '"' || c == '\\' ? "\\%c" : "\\u%04x",
+				    c);
+			piece = escaped;
+			piece_len = strlen(escaped);
+		}
+		if (used + piece_len > QUOTE_BYTES_MAX)
+			break;
+		memcpy(out + used, piece, piece_len);
+		used += piece_len;
+		i += step;
+		chars++;
 	}
-	value = json_object_get(action, "exe");
-	hit = kh_glob_match(json_string_value(json_object_get(pattern, "exe")),
-			    json_string_value(value),
-			    json_string_length(value));
-	argv = json_object_get(pattern, "argv");
-	if (hit != 1 || !argv)
-		return hit;
-	return kh_glob_match_argv(argv, json_object_get(action, "argv"));
+	if (i < len) {
+		memcpy(out + used, "...", 3);
+		used += 3;
+	}
+	if (!bare)
+		out[used++] = '"';
+	out[used] = '\0';
+}
+
+static void quote_json(const json_t *string, char out[QUOTE_BYTES_MAX + 8])
+{
+	quote(json_string_value(string), json_string_length(string), false,
+	      out);
 }
 
 /* Parses an array index segment: decimal digits, no leading zero. */
@@ -288,12 +405,20 @@ static void describe_condition(const json_t *cond, char *buf, size_t size)
 	char *text = json_dumps(json_object_get(cond, "value"),
 				JSON_COMPACT | JSON_ENCODE_ANY);
 	const char *shown = text ? text : "?";
-	int cut = (int)strlen(shown) > VALUE_QUOTE_MAX;
+	size_t shown_len = strlen(shown);
+	bool cut = shown_len > VALUE_QUOTE_MAX;
 
+	if (cut) {
+		/* Cut before a UTF-8 character, not inside one. */
+		shown_len = VALUE_QUOTE_MAX;
+		while (shown_len > 0 &&
+		       ((unsigned char)shown[shown_len] & 0xC0) == 0x80)
+			shown_len--;
+	}
 	format_text(buf, size, "%s %s %.*s%s",
 		    json_string_value(json_object_get(cond, "path")),
 		    json_string_value(json_object_get(cond, "op")),
-		    VALUE_QUOTE_MAX, shown, cut ? "..." : "");
+		    (int)shown_len, shown, cut ? "..." : "");
 	free(text);
 }
 
@@ -433,28 +558,143 @@ static enum outcome check_limits(struct eval *ev, const json_t *rule,
 	return budget ? check_budget(ev, budget, counters, id) : RULE_MATCH;
 }
 
-static enum outcome eval_rule(struct eval *ev, const json_t *rule, bool deny)
+/*
+ * Returns true when a deny rule applies. A deny rule whose globs cannot
+ * be evaluated applies, and ev->why then says so.
+ */
+static bool deny_applies(struct eval *ev, const json_t *rule)
 {
 	const char *id = json_string_value(json_object_get(rule, "id"));
-	enum outcome result;
 	int hit;
 
 	ev->why[0] = '\0';
-	ev->amount = 0;
 	if (!agent_matches(json_object_get(rule, "agents"), ev->agent))
-		return RULE_SKIP;
+		return false;
 	hit = action_matches(json_object_get(rule, "action"), ev->action);
-	if (hit == 0 || (hit < 0 && !deny))
-		return RULE_SKIP;
+	if (hit == 0)
+		return false;
 	if (hit < 0)
 		format_text(ev->why, sizeof(ev->why),
 			    "denied by rule %s: the action could not be "
 			    "matched against its globs, so the deny rule "
 			    "applies", id);
-	result = check_conditions(ev, rule, id, deny);
-	if (result != RULE_MATCH || deny)
-		return result;
-	return check_limits(ev, rule, id);
+	return check_conditions(ev, rule, id, true) == RULE_MATCH;
+}
+
+/*
+ * Evaluates a permit rule and returns how far it got. A failed condition
+ * or limit fills ev->why on the way; the earlier stages are explained
+ * only for the closest rule, by explain_miss.
+ */
+static enum stage permit_stage(struct eval *ev, const json_t *rule)
+{
+	const json_t *pattern = json_object_get(rule, "action");
+	const char *id = json_string_value(json_object_get(rule, "id"));
+
+	ev->why[0] = '\0';
+	ev->amount = 0;
+	if (!json_equal(json_object_get(pattern, "type"),
+			json_object_get(ev->action, "type")))
+		return STAGE_TYPE;
+	if (name_matches(pattern, ev->action) != 1)
+		return STAGE_NAME;
+	if (argv_matches(pattern, ev->action) != 1)
+		return STAGE_ARGV;
+	if (!agent_matches(json_object_get(rule, "agents"), ev->agent))
+		return STAGE_AGENT;
+	if (check_conditions(ev, rule, id, false) != RULE_MATCH)
+		return STAGE_WHEN;
+	if (check_limits(ev, rule, id) != RULE_MATCH)
+		return STAGE_LIMITS;
+	return STAGE_MATCH;
+}
+
+static void explain_name(struct eval *ev, const json_t *pattern,
+			 const char *id)
+{
+	const char *type = json_string_value(json_object_get(pattern, "type"));
+	const char *key = strcmp(type, "tool_call") == 0 ? "tool" : "exe";
+	char value[QUOTE_BYTES_MAX + 8];
+	char glob[QUOTE_BYTES_MAX + 8];
+
+	quote_json(json_object_get(ev->action, key), value);
+	quote_json(json_object_get(pattern, key), glob);
+	format_text(ev->why, sizeof(ev->why), "rule %s: %s %s does not match "
+		    "%s", id, key, value, glob);
+}
+
+/* Names the first argument that fails, as kh_glob_match_argv checks. */
+static void explain_argv(struct eval *ev, const json_t *globs,
+			 const char *id)
+{
+	const json_t *argv = json_object_get(ev->action, "argv");
+	size_t nglobs = json_array_size(globs);
+	size_t nargs = json_array_size(argv);
+	bool rest = strcmp(json_string_value(json_array_get(globs,
+							    nglobs - 1)),
+			   "**") == 0;
+	char value[QUOTE_BYTES_MAX + 8];
+	char glob[QUOTE_BYTES_MAX + 8];
+
+	if (rest)
+		nglobs--;
+	for (size_t i = 0; i < nglobs; i++) {
+		const json_t *pattern = json_array_get(globs, i);
+		const json_t *arg = json_array_get(argv, i);
+
+		quote_json(pattern, glob);
+		if (!arg) {
+			format_text(ev->why, sizeof(ev->why), "rule %s: "
+				    "argv[%zu] is missing; the rule expects "
+				    "%s", id, i, glob);
+			return;
+		}
+		if (kh_glob_match(json_string_value(pattern),
+				  json_string_value(arg),
+				  json_string_length(arg)) != 1) {
+			quote_json(arg, value);
+			format_text(ev->why, sizeof(ev->why), "rule %s: "
+				    "argv[%zu] %s does not match %s", id, i,
+				    value, glob);
+			return;
+		}
+	}
+	if (!rest && nargs > nglobs) {
+		quote_json(json_array_get(argv, nglobs), value);
+		format_text(ev->why, sizeof(ev->why), "rule %s: argv[%zu] %s "
+			    "is extra; the rule matches exactly %zu "
+			    "arguments", id, nglobs, value, nglobs);
+		return;
+	}
+	format_text(ev->why, sizeof(ev->why), "rule %s: argv does not match "
+		    "its globs", id);
+}
+
+static void explain_agent(struct eval *ev, const char *id)
+{
+	const json_t *user = json_object_get(ev->agent, "user");
+	char name[QUOTE_BYTES_MAX + 8];
+
+	quote(json_string_value(user), json_string_length(user), true, name);
+	format_text(ev->why, sizeof(ev->why), "rule %s: agent %s (uid %lld) "
+		    "is not listed", id, name,
+		    (long long)json_integer_value(json_object_get(ev->agent,
+								  "uid")));
+}
+
+/* Fills ev->why for a rule that failed at stage NAME, ARGV or AGENT. */
+static void explain_miss(struct eval *ev, const json_t *rule,
+			 enum stage stage)
+{
+	const json_t *pattern = json_object_get(rule, "action");
+	const char *id = json_string_value(json_object_get(rule, "id"));
+
+	if (stage == STAGE_NAME)
+		explain_name(ev, pattern, id);
+	else if (stage == STAGE_ARGV)
+		explain_argv(ev, json_object_get(pattern, "argv"), id);
+	else
+		explain_agent(ev, id);
 }
 
 static int fill_permit(struct kh_decision *out, const json_t *doc,
@@ -508,6 +748,39 @@ static void fill_deny(struct kh_decision *out, const char *rule,
 	format_text(out->reason, sizeof(out->reason), "%s", reason);
 }
 
+/*
+ * Fills the default deny: "no rule matched (closest: <why>)", where why
+ * explains the closest permit rule. It stays empty in decision.rule,
+ * which names only a rule that matched.
+ */
+static void fill_default_deny(struct kh_decision *out, struct eval *ev,
+			      const json_t *closest, enum stage stage)
+{
+	static const char head[] = "no rule matched (closest: ";
+	/* Bytes of why that fit between head and ")" in the reason. */
+	size_t room = sizeof(out->reason) - sizeof(head) - 1;
+	size_t len;
+
+	out->effect = KH_EFFECT_DENY;
+	if (!closest) {
+		format_text(out->reason, sizeof(out->reason), "no rule matched "
+			    "(no permit rule has action type \"%s\")",
+			    json_string_value(json_object_get(ev->action,
+							      "type")));
+		return;
+	}
+	if (stage < STAGE_WHEN)
+		explain_miss(ev, closest, stage);
+	len = strlen(ev->why);
+	if (len > room) {
+		len = room - 3;
+		while (len > 0 && ((unsigned char)ev->why[len] & 0xC0) == 0x80)
+			len--;
+		memcpy(ev->why + len, "...", 4);
+	}
+	format_text(out->reason, sizeof(out->reason), "%s%s)", head, ev->why);
+}
+
 int kh_policy_eval(const struct kh_policy *policy, const json_t *action,
 		   const json_t *state, struct kh_decision *out,
 		   struct kh_err *err)
@@ -515,9 +788,11 @@ int kh_policy_eval(const struct kh_policy *policy, const json_t *action,
 	const json_t *doc;
 	const json_t *rule;
 	const json_t *permit = NULL;
+	const json_t *closest = NULL;
+	enum stage closest_stage = STAGE_TYPE;
 	double permit_amount = 0;
-	char near_miss[sizeof(out->reason)] = "";
 	struct eval ev = { .action = action };
+	char closest_why[sizeof(ev.why)] = "";
 	size_t i;
 	int rc;
 
@@ -537,29 +812,31 @@ int kh_policy_eval(const struct kh_policy *policy, const json_t *action,
 	ev.counters = json_object_get(state, "counters");
 
 	json_array_foreach(json_object_get(doc, "rules"), i, rule) {
-		bool deny = strcmp(json_string_value(json_object_get(
-					   rule, "effect")), "deny") == 0;
-		enum outcome result;
-		char reason[sizeof(out->reason)];
+		const char *id = json_string_value(json_object_get(rule, "id"));
+		enum stage stage;
 
-		/* After the first permit only a deny can change the result. */
-		if (!deny && permit)
-			continue;
-		result = eval_rule(&ev, rule, deny);
-		if (deny && result == RULE_MATCH) {
-			const char *id =
-				json_string_value(json_object_get(rule, "id"));
-
-			format_text(reason, sizeof(reason),
-				    "denied by rule %s", id);
-			fill_deny(out, id, ev.why[0] ? ev.why : reason);
+		if (strcmp(json_string_value(json_object_get(rule, "effect")),
+			   "deny") == 0) {
+			if (!deny_applies(&ev, rule))
+				continue;
+			if (!ev.why[0])
+				format_text(ev.why, sizeof(ev.why),
+					    "denied by rule %s", id);
+			fill_deny(out, id, ev.why);
 			goto out;
 		}
-		if (!deny && result == RULE_MATCH) {
+		/* After the first permit only a deny can change the result. */
+		if (permit)
+			continue;
+		stage = permit_stage(&ev, rule);
+		if (stage == STAGE_MATCH) {
 			permit = rule;
 			permit_amount = ev.amount;
-		} else if (!deny && result == RULE_NEAR_MISS && !near_miss[0]) {
-			format_text(near_miss, sizeof(near_miss), "%s",
+		} else if (stage > closest_stage) {
+			/* Ties go to the earlier rule, so replays agree. */
+			closest = rule;
+			closest_stage = stage;
+			format_text(closest_why, sizeof(closest_why), "%s",
 				    ev.why);
 		}
 	}
@@ -568,8 +845,8 @@ int kh_policy_eval(const struct kh_policy *policy, const json_t *action,
 		if (rc)
 			kh_err_set(err, "out of memory building the decision");
 	} else {
-		fill_deny(out, "",
-			  near_miss[0] ? near_miss : "no rule matched");
+		format_text(ev.why, sizeof(ev.why), "%s", closest_why);
+		fill_default_deny(out, &ev, closest, closest_stage);
 	}
 out:
 	if (rc)

@@ -178,13 +178,15 @@ static void test_load_rejects(void)
 	} cases[] = {
 		{ "[]", "$: expected a JSON object" },
 		{ "{" REQUIRED ",\"colour\":1}",
-		  "$.colour: unknown key; known keys are tenant" },
+		  "config.json:1: $.colour: unknown key \"colour\"; allowed keys: "
+		  "tenant" },
 		{ "{\"env\":\"prod\",\"broker_id\":\"b\",\"permit_key\":\"k\","
 		  "\"audit_key\":\"a\",\"policy\":\"p\",\"audit_dir\":\"d\"}",
-		  "$.tenant: missing required key" },
+		  "config.json:1: $: missing required key \"tenant\"" },
 		{ "{\"tenant\":\"t\",\"env\":\"prod\",\"broker_id\":\"b\","
 		  "\"permit_key\":\"k\",\"audit_key\":\"a\",\"policy\":\"p\"}",
-		  "$.audit_dir: missing required key" },
+		  "config.json:1: $: missing required key \"audit_dir\" (the "
+		  "audit log directory)" },
 		{ "{" REQUIRED ",\"socket\":5}", "$.socket: expected a string" },
 		{ "{" REQUIRED ",\"socket\":null}",
 		  "$.socket: expected a string" },
@@ -193,15 +195,17 @@ static void test_load_rejects(void)
 		{ "{" REQUIRED ",\"socket\":\"a\\u0000b\"}",
 		  "$.socket: expected a non-empty string without NUL" },
 		{ "{" REQUIRED ",\"on_policy_change\":\"ignore\"}",
-		  "$.on_policy_change: expected \"reject\" or \"honor\"" },
+		  "$.on_policy_change: \"ignore\" is not allowed; expected "
+		  "\"reject\" (the default" },
 		{ "{" REQUIRED ",\"on_policy_change\":true}",
-		  "$.on_policy_change: expected \"reject\" or \"honor\"" },
+		  "$.on_policy_change: a boolean is not allowed; expected "
+		  "\"reject\"" },
 		{ "{" REQUIRED ",\"backends\":[]}",
 		  "$.backends: expected an object" },
 		{ "{" REQUIRED ",\"backends\":{\"a b\":{\"type\":\"file\"}}}",
-		  "$.backends.a b: invalid backend name" },
+		  "$.backends[\"a b\"]: invalid backend name" },
 		{ "{" REQUIRED ",\"backends\":{\"\":{\"type\":\"file\"}}}",
-		  "$.backends.: invalid backend name" },
+		  "$.backends[\"\"]: invalid backend name" },
 		{ "{" REQUIRED ",\"backends\":{\"local\":{\"dir\":\"x\"}}}",
 		  "$.backends.local: expected an object with a string \"type\"" },
 		{ "{" REQUIRED ",\"backends\":{\"local\":\"file\"}}",
@@ -272,6 +276,117 @@ static void test_load_missing_file(void)
 	remove_work();
 }
 
+/* Messages collected from a check, in the order they were reported. */
+struct reports {
+	char messages[8][512];
+	size_t count;
+};
+
+static void collect(const char *message, void *ctx)
+{
+	struct reports *r = ctx;
+
+	if (r->count < 8)
+		(void)snprintf(r->messages[r->count], sizeof(r->messages[0]),
+			       "%s", message);
+	r->count++;
+}
+
+/* Independent errors, each on its own line. */
+static const char many_errors[] =
+	"{\n"
+	"\"tenant\": \"acme\",\n"
+	"\"env\": 5,\n"
+	"\"colour\": 1,\n"
+	"\"broker_id\": \"b\",\n"
+	"\"permit_key\": \"k\", \"audit_key\": \"a\", \"policy\": \"p\",\n"
+	"\"on_policy_change\": \"ignore\",\n"
+	"\"backends\": {\"a b\": {\"type\": \"file\"},\n"
+	"\"ok\": {\"dir\": 1}}\n"
+	"}\n";
+
+static const char *const many_expected[] = {
+	("config.json:4: $.colour: unknown key \"colour\"; allowed keys: tenant, "
+	 "env, broker_id, permit_key, audit_key, policy, audit_dir, socket, "
+	 "permits_dir, secrets_mount, on_policy_change, backends"),
+	"config.json:3: $.env: expected a string, not a number",
+	"config.json:1: $: missing required key \"audit_dir\"",
+	("config.json:7: $.on_policy_change: \"ignore\" is not allowed; expected "
+	 "\"reject\" (the default: permits minted under an older policy are "
+	 "refused) or \"honor\" (they stay valid until they expire)"),
+	"config.json:8: $.backends[\"a b\"]: invalid backend name",
+	("config.json:9: $.backends.ok: expected an object with a string "
+	 "\"type\""),
+};
+
+static void test_check_reports_every_error(void)
+{
+	struct reports r = { .count = 0 };
+	size_t want = sizeof(many_expected) / sizeof(many_expected[0]);
+	struct kh_config *config = (struct kh_config *)1;
+	struct kh_err err = { "" };
+	const char *path;
+
+	make_work();
+	path = write_config("config.json", many_errors);
+	CHECK_INT(kh_config_check(path, collect, &r), (long long)want);
+	CHECK_INT(r.count, (long long)want);
+	for (size_t i = 0; i < want && i < r.count; i++)
+		if (!strstr(r.messages[i], many_expected[i]) ||
+		    strncmp(r.messages[i], work, strlen(work)) != 0)
+			kh_test_fail(__FILE__, __LINE__, "message %zu is \"%s\", "
+				     "expected \"%s\" after the directory",
+				     i, r.messages[i], many_expected[i]);
+
+	/* kh_config_load stops at the first of them. */
+	CHECK_INT(kh_config_load(path, &config, &err), -EINVAL);
+	CHECK(config == NULL);
+	CHECK(r.count > 0);
+	CHECK_STR(err.msg, r.messages[0]);
+	remove_work();
+}
+
+static void test_check_valid_and_syntax(void)
+{
+	struct reports r = { .count = 0 };
+
+	make_work();
+	CHECK_INT(kh_config_check(write_config("ok.json", "{" REQUIRED "}"),
+				  collect, &r), 0);
+	CHECK_INT(r.count, 0);
+	CHECK_INT(kh_config_check(write_config("bad.json", "{" REQUIRED ",}"),
+				  collect, &r), 1);
+	CHECK_INT(r.count, 1);
+	CHECK(strstr(r.messages[0], "bad.json: invalid JSON") != NULL);
+	CHECK_INT(kh_config_check(in_work("bad.json"), NULL, NULL), 1);
+	remove_work();
+}
+
+/* A missing config, or a missing directory for it, names the fix. */
+static void test_check_missing_names_fix(void)
+{
+	struct reports r = { .count = 0 };
+	struct kh_config *config = (struct kh_config *)1;
+	struct kh_err err = { "" };
+
+	CHECK_INT(kh_config_check("/nonexistent-kh-dir/keyhole.json", collect,
+				  &r), -ENOENT);
+	CHECK_INT(r.count, 1);
+	CHECK(strstr(r.messages[0], "/nonexistent-kh-dir/keyhole.json: config "
+		     "not found, because directory /nonexistent-kh-dir does "
+		     "not exist; create it from the example") != NULL);
+	CHECK(strstr(r.messages[0], "or pass --config FILE") != NULL);
+
+	make_work();
+	CHECK_INT(kh_config_load(in_work("absent.json"), &config, &err),
+		  -ENOENT);
+	CHECK(config == NULL);
+	CHECK(strstr(err.msg, "absent.json: config not found; create it from "
+		     "the example keyhole.json") != NULL);
+	CHECK(strstr(err.msg, "or pass --config FILE") != NULL);
+	remove_work();
+}
+
 static void test_public_key_path(void)
 {
 	static const struct {
@@ -307,6 +422,9 @@ static const struct kh_test_case cases[] = {
 	{ "load rejects long values", test_load_rejects_long_values },
 	{ "load missing file", test_load_missing_file },
 	{ "public key path", test_public_key_path },
+	{ "check reports every error", test_check_reports_every_error },
+	{ "check valid and syntax", test_check_valid_and_syntax },
+	{ "check missing names fix", test_check_missing_names_fix },
 };
 
 int main(void)

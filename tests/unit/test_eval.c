@@ -702,6 +702,207 @@ static void agent_unknown_uid(void)
 	CHECK_INT(agent.group_count, 0);
 }
 
+/*
+ * Default-deny reasons name the closest permit rule. Rules are in policy
+ * order, so ties between rules that fail at the same stage go to the
+ * earlier one.
+ */
+static const char closest_policy[] =
+	"{\"tenant\": \"acme\", \"env\": \"prod\", \"max_ttl\": 300, \"rules\": [\n"
+	"{\"id\": \"no-ssh\", \"effect\": \"deny\", \"action\": {\"type\": \"exec\","
+	" \"exe\": \"/usr/bin/ssh\"}},\n"
+	"{\"id\": \"git\", \"effect\": \"permit\", \"agents\": {\"users\":"
+	" [\"daemon\"]}, \"action\": {\"type\": \"exec\", \"exe\": \"/usr/bin/git\","
+	" \"argv\": [\"git\", \"**\"]}, \"grant\": {\"secrets\": []}},\n"
+	"{\"id\": \"fetch-report\", \"effect\": \"permit\", \"agents\": {\"groups\":"
+	" [\"adm\"]}, \"action\": {\"type\": \"exec\", \"exe\": \"/usr/bin/curl\","
+	" \"argv\": [\"curl\", \"--netrc-file\", \"/run/secrets/*\","
+	" \"http://127.0.0.1:*/**\"]}, \"grant\": {\"secrets\": []}},\n"
+	"{\"id\": \"curl-quiet\", \"effect\": \"permit\", \"action\": {\"type\":"
+	" \"exec\", \"exe\": \"/usr/bin/curl\", \"argv\": [\"curl\", \"-s\"]},"
+	" \"grant\": {\"secrets\": []}},\n"
+	"{\"id\": \"ls-long\", \"effect\": \"permit\", \"action\": {\"type\":"
+	" \"exec\", \"exe\": \"/bin/ls\", \"argv\": [\"ls\", \"-l\"]},"
+	" \"grant\": {\"secrets\": []}},\n"
+	"{\"id\": \"charge\", \"effect\": \"permit\", \"agents\": {\"uids\": [1000]},"
+	" \"action\": {\"type\": \"tool_call\", \"tool\": \"stripe.charge\"},"
+	" \"when\": [{\"path\": \"action.params.amount\", \"op\": \"<=\","
+	" \"value\": 100}], \"grant\": {\"secrets\": []}},\n"
+	"{\"id\": \"charge-limited\", \"effect\": \"permit\", \"action\":"
+	" {\"type\": \"tool_call\", \"tool\": \"stripe.charge\"}, \"limits\":"
+	" {\"rate\": {\"count\": 1, \"per\": 60}}, \"grant\": {\"secrets\": []}},\n"
+	"{\"id\": \"refund\", \"effect\": \"permit\", \"action\": {\"type\":"
+	" \"tool_call\", \"tool\": \"stripe.refund\"}, \"when\": [{\"path\":"
+	" \"action.params.amount\", \"op\": \"<=\", \"value\": 10}],"
+	" \"grant\": {\"secrets\": []}}\n"
+	"]}\n";
+
+#define LIMITED(count) "{\"charge-limited\": {\"rate\": " count "}}"
+#define ALICE_USED STATE_WITH(ALICE, LIMITED("1"))
+#define DAEMON \
+	STATE_WITH("{\"uid\": 1, \"user\": \"daemon\", \"groups\": " \
+		   "[\"daemon\"]}", LIMITED("1"))
+#define REPORT_ARGV(url) \
+	"[\"curl\", \"--netrc-file\", \"/run/secrets/local\", \"" url "\"]"
+#define SIXTY_FOUR_A \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+struct closest_case {
+	const char *name;
+	const char *action;
+	const char *state;
+	const char *reason; /* the whole decision.reason */
+};
+
+static const struct closest_case closest_cases[] = {
+	{ "argv element differs",
+	  EXEC("/usr/bin/curl", REPORT_ARGV("ftp://x")), ALICE_USED,
+	  "no rule matched (closest: rule fetch-report: argv[3] \"ftp://x\" "
+	  "does not match \"http://127.0.0.1:*/**\")" },
+	{ "agent not listed",
+	  EXEC("/usr/bin/curl", REPORT_ARGV("http://127.0.0.1:80/r")), DAEMON,
+	  "no rule matched (closest: rule fetch-report: agent daemon (uid 1) "
+	  "is not listed)" },
+	{ "exe differs in every rule",
+	  EXEC("/usr/bin/wget", "[\"wget\"]"), ALICE_USED,
+	  "no rule matched (closest: rule git: exe \"/usr/bin/wget\" does not "
+	  "match \"/usr/bin/git\")" },
+	{ "argv element missing",
+	  EXEC("/usr/bin/curl", "[\"curl\", \"--netrc-file\"]"), ALICE_USED,
+	  "no rule matched (closest: rule fetch-report: argv[2] is missing; "
+	  "the rule expects \"/run/secrets/*\")" },
+	{ "argv element extra",
+	  EXEC("/bin/ls", "[\"ls\", \"-l\", \"/etc\"]"), ALICE_USED,
+	  "no rule matched (closest: rule ls-long: argv[2] \"/etc\" is extra; "
+	  "the rule matches exactly 2 arguments)" },
+	{ "tool differs",
+	  TOOL("mail.send", "{}"), ALICE_USED,
+	  "no rule matched (closest: rule charge: tool \"mail.send\" does not "
+	  "match \"stripe.charge\")" },
+	{ "condition failed",
+	  TOOL("stripe.refund", "{\"amount\": 50}"), ALICE_USED,
+	  "no rule matched (closest: rule refund: condition $.when[0] failed "
+	  "(action.params.amount <= 10))" },
+	{ "later limit beats earlier condition",
+	  CHARGE("500"), ALICE_USED,
+	  "no rule matched (closest: rule charge-limited: rate limit reached "
+	  "(1 per 60 s))" },
+	{ "later agent beats earlier name",
+	  EXEC("/usr/bin/git", "[\"git\", \"log\"]"), ALICE_USED,
+	  "no rule matched (closest: rule git: agent alice (uid 1000) is not "
+	  "listed)" },
+	{ "deny rule keeps its reason",
+	  EXEC("/usr/bin/ssh", "[\"ssh\"]"), ALICE_USED,
+	  "denied by rule no-ssh" },
+	{ "long argument cut at 64 characters",
+	  EXEC("/usr/bin/curl", REPORT_ARGV(SIXTY_FOUR_A "bbbb")), ALICE_USED,
+	  "no rule matched (closest: rule fetch-report: argv[3] \""
+	  SIXTY_FOUR_A "...\" does not match \"http://127.0.0.1:*/**\")" },
+	{ "control characters escaped",
+	  EXEC("/usr/bin/curl", REPORT_ARGV("\\u00e9\\n\\\"")), ALICE_USED,
+	  "no rule matched (closest: rule fetch-report: argv[3] "
+	  "\"\xc3\xa9\\u000a\\\"\" does not match \"http://127.0.0.1:*/**\")" },
+};
+
+static void closest_miss_table(void)
+{
+	struct kh_policy *policy = parse_policy(closest_policy);
+
+	if (!policy)
+		return;
+	for (size_t i = 0; i < sizeof(closest_cases) / sizeof(closest_cases[0]);
+	     i++) {
+		const struct closest_case *c = &closest_cases[i];
+		json_t *action = parse_json(c->name, c->action);
+		json_t *state = parse_json(c->name, c->state);
+		struct kh_decision d = { .effect = KH_EFFECT_DENY };
+		struct kh_err err = { "" };
+
+		if (action && state &&
+		    kh_policy_eval(policy, action, state, &d, &err) != 0)
+			kh_test_fail(__FILE__, __LINE__, "%s: eval failed: %s",
+				     c->name, err.msg);
+		if (d.effect != KH_EFFECT_DENY)
+			kh_test_fail(__FILE__, __LINE__, "%s: not denied",
+				     c->name);
+		if (strcmp(d.reason, c->reason) != 0)
+			kh_test_fail(__FILE__, __LINE__, "%s: reason \"%s\", "
+				     "expected \"%s\"", c->name, d.reason,
+				     c->reason);
+		/* decision.rule names only a rule that matched. */
+		if (strncmp(c->reason, "no rule matched", 15) == 0 &&
+		    d.rule[0] != '\0')
+			kh_test_fail(__FILE__, __LINE__, "%s: rule \"%s\" set "
+				     "on the default deny", c->name, d.rule);
+		kh_decision_clear(&d);
+		json_decref(action);
+		json_decref(state);
+	}
+	kh_policy_free(policy);
+}
+
+/* With no permit rule for the action's type there is no closest rule. */
+static void closest_none_of_type(void)
+{
+	struct kh_decision d = eval_one(
+		"{\"tenant\": \"t\", \"env\": \"e\", \"max_ttl\": 60, \"rules\": ["
+		"{\"id\": \"a\", \"effect\": \"permit\", \"action\": {\"type\": "
+		"\"tool_call\", \"tool\": \"x\"}, \"grant\": {\"secrets\": []}}]}",
+		EXEC("/bin/true", "[\"true\"]"), STATE);
+
+	CHECK_INT(d.effect, KH_EFFECT_DENY);
+	CHECK_STR(d.reason, "no rule matched (no permit rule has action type "
+			    "\"exec\")");
+	CHECK_STR(d.rule, "");
+	kh_decision_clear(&d);
+}
+
+#define FORTY_E_ACUTE                                                      \
+	"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9" \
+	"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9" \
+	"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9" \
+	"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9" \
+	"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+
+/*
+ * A long rule id and two long quoted values overflow the reason. It is
+ * cut with "..." before the closing bracket, and the cut leaves valid
+ * UTF-8 for the DPR record. Ids of 60 to 63 characters move the cut
+ * onto both bytes of a two-byte character.
+ */
+static void closest_reason_capped(void)
+{
+	for (int id_len = 60; id_len <= 63; id_len++) {
+		char policy[1024];
+		struct kh_decision d;
+		json_t *reason;
+		size_t len;
+
+		(void)snprintf(policy, sizeof(policy),
+			       "{\"tenant\": \"t\", \"env\": \"e\", \"max_ttl\": "
+			       "60, \"rules\": [{\"id\": \"%.*s\", \"effect\": "
+			       "\"permit\", \"action\": {\"type\": \"exec\", "
+			       "\"exe\": \"/bin/x\", \"argv\": [\"x\", \"*%sz\"]},"
+			       " \"grant\": {\"secrets\": []}}]}", id_len,
+			       SIXTY_FOUR_A, FORTY_E_ACUTE);
+		d = eval_one(policy,
+			     EXEC("/bin/x", "[\"x\", \"" FORTY_E_ACUTE "\"]"),
+			     STATE);
+		len = strlen(d.reason);
+		CHECK(len < sizeof(d.reason));
+		CHECK(len > 4);
+		CHECK(strcmp(d.reason + len - 4, "...)") == 0);
+		CHECK(strncmp(d.reason, "no rule matched (closest: rule "
+			      SIXTY_FOUR_A, 31 + (size_t)id_len) == 0);
+		reason = json_string(d.reason);
+		if (!reason)
+			kh_test_fail(__FILE__, __LINE__, "id of %d characters: "
+				     "reason is not valid UTF-8", id_len);
+		json_decref(reason);
+		kh_decision_clear(&d);
+	}
+}
+
 static const struct kh_test_case cases[] = {
 	{ "eval table", eval_table },
 	{ "grant from rule", grant_from_rule },
@@ -714,6 +915,9 @@ static const struct kh_test_case cases[] = {
 	{ "replay from snapshot", replay_from_snapshot },
 	{ "agent root resolves", agent_root_resolves },
 	{ "agent unknown uid", agent_unknown_uid },
+	{ "closest miss table", closest_miss_table },
+	{ "closest none of type", closest_none_of_type },
+	{ "closest reason capped", closest_reason_capped },
 };
 
 int main(void)

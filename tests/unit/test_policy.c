@@ -393,6 +393,127 @@ static void window_is_longest_limit(void)
 	kh_policy_free(policy);
 }
 
+/* Messages collected from a check, in the order they were reported. */
+struct reports {
+	char messages[16][512];
+	size_t count;
+};
+
+static void collect(const char *message, void *ctx)
+{
+	struct reports *r = ctx;
+
+	if (r->count < 16)
+		(void)snprintf(r->messages[r->count], sizeof(r->messages[0]),
+			       "%s", message);
+	r->count++;
+}
+
+/* Independent errors in the document and in three rules, one per line. */
+static const char many_errors[] =
+	"{\n"
+	"\"tenant\": 5,\n"
+	"\"env\": \"prod\",\n"
+	"\"max_ttl\": 300,\n"
+	"\"colour\": \"red\",\n"
+	"\"rules\": [\n"
+	"{\"id\": \"a\", \"effect\": \"allow\", " TOOL_X "},\n"
+	"{\"id\": \"b\", \"effect\": \"permit\",\n"
+	"\"agents\": {\"users\": [\"no-such-user-kh\"]},\n"
+	"\"action\": {\"type\": \"exec\", \"exe\": \"curl\"},\n"
+	"\"when\": [{\"path\": \"time\", \"op\": \"~=\", \"value\": 1}],\n"
+	"\"grant\": {\"secrets\": [], \"ttl\": 301}},\n"
+	"{\"id\": \"a\", \"effect\": \"deny\", " TOOL_X "}\n"
+	"]\n"
+	"}\n";
+
+static const char *const many_expected[] = {
+	"t.json:5: $.colour: unknown key \"colour\"",
+	"t.json:2: $.tenant: tenant must be a non-empty string",
+	"t.json:7: $.rules[0].effect: effect \"allow\" is unknown",
+	("t.json:9: $.rules[1].agents.users[0]: unknown user "
+	 "\"no-such-user-kh\""),
+	"t.json:10: $.rules[1].action.exe: exe \"curl\" must be an absolute",
+	"t.json:11: $.rules[1].when[0].op: op \"~=\" is unknown",
+	"t.json:12: $.rules[1].grant.ttl: ttl 301 is above max_ttl 300",
+	"t.json:13: $.rules[2].id: duplicate rule id \"a\"",
+};
+
+static void check_reports_every_error(void)
+{
+	struct reports r = { .count = 0 };
+	size_t want = sizeof(many_expected) / sizeof(many_expected[0]);
+	int n = kh_policy_check(many_errors, strlen(many_errors), "t.json",
+				collect, &r);
+
+	CHECK_INT(n, (long long)want);
+	CHECK_INT(r.count, (long long)want);
+	for (size_t i = 0; i < want && i < r.count; i++)
+		if (!strstr(r.messages[i], many_expected[i]))
+			kh_test_fail(__FILE__, __LINE__, "message %zu is \"%s\", "
+				     "expected \"%s\"", i, r.messages[i],
+				     many_expected[i]);
+}
+
+/* The first error a check reports is the one kh_policy_parse stops at. */
+static void check_first_equals_parse(void)
+{
+	for (size_t i = 0; i < sizeof(bad_policies) / sizeof(bad_policies[0]);
+	     i++) {
+		const struct bad_policy *c = &bad_policies[i];
+		struct kh_policy *policy = NULL;
+		struct kh_err err = { "" };
+		struct reports r = { .count = 0 };
+		int n;
+
+		CHECK_INT(kh_policy_parse(c->text, strlen(c->text), "t.json",
+					  &policy, &err), -EINVAL);
+		n = kh_policy_check(c->text, strlen(c->text), "t.json", collect,
+				    &r);
+		if (n < 1 || (size_t)n != r.count)
+			kh_test_fail(__FILE__, __LINE__, "%s: check returned "
+				     "%d with %zu reports", c->name, n,
+				     r.count);
+		else if (strcmp(r.messages[0], err.msg) != 0)
+			kh_test_fail(__FILE__, __LINE__, "%s: first report "
+				     "\"%s\", parse \"%s\"", c->name,
+				     r.messages[0], err.msg);
+		kh_policy_free(policy);
+	}
+}
+
+static void check_valid_and_syntax(void)
+{
+	const char *valid = HEAD OK_RULE TAIL;
+	const char *broken = HEAD OK_RULE ",," TAIL;
+	struct reports r = { .count = 0 };
+
+	CHECK_INT(kh_policy_check(valid, strlen(valid), "t.json", collect, &r),
+		  0);
+	CHECK_INT(r.count, 0);
+	CHECK_INT(kh_policy_check(broken, strlen(broken), "t.json", collect,
+				  &r), 1);
+	CHECK_INT(r.count, 1);
+	CHECK(strncmp(r.messages[0], "t.json: invalid JSON", 20) == 0);
+	CHECK_INT(kh_policy_check(broken, strlen(broken), NULL, NULL, NULL), 1);
+}
+
+static void check_file_errors(void)
+{
+	char path[512];
+	struct reports r = { .count = 0 };
+
+	CHECK_INT(kh_policy_check_file("/nonexistent/kh-policy.json", collect,
+				       &r), -ENOENT);
+	CHECK_INT(r.count, 1);
+	CHECK(strstr(r.messages[0], "/nonexistent/kh-policy.json") != NULL);
+	CHECK(snprintf(path, sizeof(path), "%s/vectors/policy/valid.json",
+		       kh_test_data_dir()) < (int)sizeof(path));
+	r.count = 0;
+	CHECK_INT(kh_policy_check_file(path, collect, &r), 0);
+	CHECK_INT(r.count, 0);
+}
+
 static const struct kh_test_case cases[] = {
 	{ "bad policy table", bad_policy_table },
 	{ "valid policy loads", valid_policy_loads },
@@ -401,6 +522,10 @@ static const struct kh_test_case cases[] = {
 	{ "missing file fails", missing_file_fails },
 	{ "origin defaults", origin_defaults },
 	{ "window is longest limit", window_is_longest_limit },
+	{ "check reports every error", check_reports_every_error },
+	{ "check first equals parse", check_first_equals_parse },
+	{ "check valid and syntax", check_valid_and_syntax },
+	{ "check file errors", check_file_errors },
 };
 
 int main(void)

@@ -54,11 +54,26 @@ struct kh_config {
 
 /*
  * Loads and strictly checks a config (unknown keys, wrong types,
- * missing required keys, relative-path resolution). err names the file,
- * the JSON path and the fix.
+ * missing required keys, relative-path resolution). Stops at the first
+ * error: err then reads "<config path>:<line>: <JSON path>: <problem and
+ * fix>", and a missing file or directory names how to create one.
  */
 int kh_config_load(const char *path, struct kh_config **out,
 		   struct kh_err *err)
+	__attribute__((warn_unused_result));
+
+/*
+ * Checks a config like kh_config_load but reports every error through
+ * report (which may be NULL to only count them), each as
+ * "<config path>:<line>: <JSON path>: <problem and fix>". Checking goes
+ * on past an unknown key or a bad value to the next key. A JSON syntax
+ * error stops it and counts as one error. Returns the number of errors
+ * (0 for a valid config), or a negative errno when the file or its
+ * directory cannot be read, after reporting that message too. The
+ * policy file that the config names is not read: pass config->policy
+ * to kh_policy_check_file for that.
+ */
+int kh_config_check(const char *path, kh_err_report_fn report, void *ctx)
 	__attribute__((warn_unused_result));
 
 void kh_config_free(struct kh_config *config);

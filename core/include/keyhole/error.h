@@ -25,4 +25,12 @@ void kh_err_prefix(struct kh_err *err, const char *fmt, ...)
 /* Clears err so that callers can tell whether a message was set. */
 void kh_err_clear(struct kh_err *err);
 
+/*
+ * Receives one error message from a check that reports every error
+ * instead of stopping at the first (kh_policy_check, kh_config_check).
+ * message is formatted like struct kh_err's msg and is valid only
+ * during the call. ctx is the caller's pointer, passed through.
+ */
+typedef void (*kh_err_report_fn)(const char *message, void *ctx);
+
 #endif

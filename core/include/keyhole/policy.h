@@ -51,6 +51,29 @@ int kh_policy_load(const char *path, struct kh_policy **out,
 		   struct kh_err *err)
 	__attribute__((warn_unused_result));
 
+/*
+ * Checks a policy like kh_policy_parse but reports every error through
+ * report (which may be NULL to only count them), each in the same
+ * "<origin>:<line>: <JSON path>: <problem and fix>" form. Checking goes
+ * on past a schema error to the next key, condition or rule. A JSON
+ * syntax error stops it, because jansson cannot resume, and counts as
+ * one error. Returns the number of errors (0 for a valid policy), or a
+ * negative errno when memory runs out.
+ */
+int kh_policy_check(const char *text, size_t len, const char *origin,
+		    kh_err_report_fn report, void *ctx)
+	__attribute__((warn_unused_result));
+
+/*
+ * kh_policy_check on the file at path, with path as origin. When the
+ * file cannot be read (missing, unreadable, not a regular file, larger
+ * than 4 MiB) the message goes to report too and the result is that
+ * negative errno.
+ */
+int kh_policy_check_file(const char *path, kh_err_report_fn report,
+			 void *ctx)
+	__attribute__((warn_unused_result));
+
 void kh_policy_free(struct kh_policy *policy);
 
 /* hP as 64 lowercase hex digits; valid while policy lives. */
@@ -127,8 +150,12 @@ struct kh_decision {
  * Conditions' paths are dotted paths into the document
  * {"action":...,"agent":...,"time":...} with numeric segments indexing
  * arrays, e.g. "action.params.amount". A rule whose rate or budget
- * limit would be exceeded does not match, and the reason names the
- * limit. A condition that cannot be evaluated (missing path, types that
+ * limit would be exceeded does not match. When no rule matches, the
+ * reason is "no rule matched (closest: rule ID: WHY)", where WHY is the
+ * first failed check of the closest permit rule of the action's type.
+ * That rule got furthest through tool or exe, argv, agents, when and
+ * limits, and is the earliest on a tie. Quoted action values are cut to
+ * 64 characters and the reason to 255 bytes. A condition that cannot be evaluated (missing path, types that
  * do not fit the op) fails a permit rule and satisfies a deny rule.
  * Returns 0 with a filled decision, or -errno for an invalid action or
  * state or an internal failure (callers deny then).
