@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "cli.h"
 #include "keyhole/action.h"
 #include "keyhole/canon.h"
+#include "keyhole/permit.h"
 
 void kh_cli_error(const char *fmt, ...)
 {
@@ -55,11 +57,62 @@ int kh_cli_option_error(const char *command, int opt, char **argv)
 	return kh_cli_usage_error(command, "unknown option: %s", word);
 }
 
+bool kh_cli_jti_is_valid(const char *jti)
+{
+	static const char base64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					"abcdefghijklmnopqrstuvwxyz"
+					"0123456789-_";
+
+	return strlen(jti) == KH_JTI_LEN &&
+	       strspn(jti, base64url) == KH_JTI_LEN;
+}
+
+/* Matches "--name" and the abbreviations getopt_long accepts for it. */
+static bool takes_value(const struct option *options, const char *word)
+{
+	size_t len = strlen(word);
+
+	if (strncmp(word, "--", 2) != 0 || len == 2 || strchr(word, '='))
+		return false;
+	for (const struct option *o = options; o->name; o++) {
+		if (o->has_arg == required_argument &&
+		    strncmp(o->name, word + 2, len - 2) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Finds a word before "--" that is a jti starting with '-'. getopt would
+ * read it as options: most fail as unknown, but "-h..." would print the
+ * help and exit 0 without acting on the jti. The word after a long
+ * option that takes a value is that value, so it is skipped.
+ */
+static const char *find_dashed_jti(const struct kh_cli_parser *parser,
+				   int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (argv[i][0] == '-' && kh_cli_jti_is_valid(argv[i]))
+			return argv[i];
+		if (takes_value(parser->options, argv[i]))
+			i++;
+	}
+	return NULL;
+}
+
 int kh_cli_parse_options(const struct kh_cli_parser *parser, int argc,
 			 char **argv, void *opts)
 {
+	const char *jti = NULL;
 	int rc = KH_EXIT_OK;
 
+	if (parser->jti_operand)
+		jti = find_dashed_jti(parser, argc, argv);
+	if (jti)
+		return kh_cli_usage_error(parser->command, "unknown option: "
+					  "%s: a jti that starts with '-' "
+					  "goes after --, as in 'keyhole %s "
+					  "-- %s'", jti, parser->command, jti);
 	optind = 0;
 	while (rc == KH_EXIT_OK) {
 		int opt = getopt_long(argc, argv, parser->short_options,

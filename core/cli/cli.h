@@ -79,6 +79,12 @@ struct kh_cli_parser {
 	const struct option *options; /* --help has val 'h', a zero entry ends it */
 	int (*set)(int opt, void *opts);
 	bool reject_operands; /* a word after the options is a usage error */
+	/*
+	 * The operand is a jti, which starts with '-' once in 64: such a
+	 * word before "--" is reported with the advice to put it after
+	 * "--", instead of being parsed as options.
+	 */
+	bool jti_operand;
 };
 
 /*
@@ -90,6 +96,12 @@ struct kh_cli_parser {
  */
 int kh_cli_parse_options(const struct kh_cli_parser *parser, int argc,
 			 char **argv, void *opts);
+
+/*
+ * Checks that jti has the form of a permit id: KH_JTI_LEN base64url
+ * characters.
+ */
+bool kh_cli_jti_is_valid(const char *jti);
 
 /*
  * Splits argv at the first "--": argv[index] becomes NULL, and the
@@ -139,9 +151,12 @@ const char *kh_client_socket_path(const char *option);
 
 /*
  * Sends request as one JSON line to the broker's unix socket and reads
- * one JSON line back into *response (new reference). Returns -errno
- * from connect (-ENOENT, -ECONNREFUSED, -EACCES), -ETIMEDOUT, or
- * -EPROTO for a response that is not one JSON object.
+ * one JSON line back into *response (new reference). A reply that the
+ * broker wrote before it closed without reading the request (a "busy"
+ * refusal) is still returned when the send failed with EPIPE or
+ * ECONNRESET. Returns -errno from connect (-ENOENT, -ECONNREFUSED,
+ * -EACCES) or send, -ETIMEDOUT, or -EPROTO for a response that is not
+ * one JSON object.
  */
 int kh_client_call(const char *socket_path, const json_t *request,
 		   json_t **response, struct kh_err *err);
@@ -150,9 +165,18 @@ int kh_client_call(const char *socket_path, const json_t *request,
  * Runs one round trip for command and prints any failure. Returns
  * KH_EXIT_OK when the broker replied "ok":true. Otherwise returns the
  * exit code for the error: "denied" 1, "invalid" or "not_found" 2,
- * unreachable or "internal" 3. *response is set whenever a reply came.
+ * unreachable, "busy" or "internal" 3. *response is set whenever a reply
+ * came.
  */
 int kh_client_run(const char *command, const char *socket_path,
 		  const json_t *request, json_t **response);
+
+/*
+ * Prints the failure in a broker reply with "ok":false, taking its
+ * "error" and "reason" members. Returns the exit code that
+ * kh_client_run uses for it: "denied" 1, "invalid" or "not_found" 2,
+ * anything else ("busy", "internal") 3.
+ */
+int kh_client_report_error(const char *command, const json_t *response);
 
 #endif

@@ -162,6 +162,26 @@ out:
 	return 0;
 }
 
+/*
+ * Reads the reply line after send_line returned send_rc. A broker that
+ * turns a client away ("busy") may write its reply and close without
+ * reading the request, so the send fails with EPIPE or ECONNRESET while
+ * the reply is still in the receive queue. That reply is what the user
+ * needs to see, so the send error is returned only when no reply line
+ * came.
+ */
+static int read_reply(int fd, int send_rc, char **line, size_t *len,
+		      struct kh_err *err)
+{
+	struct kh_err read_err = { { 0 } };
+	int rc;
+
+	rc = read_line(fd, line, len, send_rc < 0 ? &read_err : err);
+	if (rc < 0 && send_rc < 0)
+		return send_rc;
+	return rc;
+}
+
 int kh_client_call(const char *socket_path, const json_t *request,
 		   json_t **response, struct kh_err *err)
 {
@@ -175,9 +195,9 @@ int kh_client_call(const char *socket_path, const json_t *request,
 	if (rc < 0)
 		goto out;
 	rc = send_line(fd, request, err);
-	if (rc < 0)
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
 		goto out;
-	rc = read_line(fd, &line, &len, err);
+	rc = read_reply(fd, rc, &line, &len, err);
 	if (rc < 0)
 		goto out;
 	rc = kh_json_parse(line, len, &parsed, err);
@@ -231,7 +251,7 @@ static int error_exit_code(const char *error)
 	return KH_EXIT_SYSTEM;
 }
 
-static int report_error(const char *command, const json_t *response)
+int kh_client_report_error(const char *command, const json_t *response)
 {
 	const char *error, *reason;
 	int code;
@@ -246,6 +266,8 @@ static int report_error(const char *command, const json_t *response)
 		reason = "no reason given";
 	if (code == KH_EXIT_FAILED)
 		fprintf(stderr, "denied: %s\n", reason);
+	else if (strcmp(error, "busy") == 0)
+		kh_cli_error("%s: broker busy: %s", command, reason);
 	else if (code == KH_EXIT_USAGE)
 		kh_cli_error("%s: broker rejected the request: %s: %s",
 			     command, error, reason);
@@ -271,5 +293,5 @@ int kh_client_run(const char *command, const char *socket_path,
 	}
 	if (json_is_true(json_object_get(*response, "ok")))
 		return KH_EXIT_OK;
-	return report_error(command, *response);
+	return kh_client_report_error(command, *response);
 }

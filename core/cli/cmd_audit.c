@@ -187,6 +187,14 @@ int kh_cmd_audit_verify(int argc, char **argv)
 	return rc;
 }
 
+/* The record types of keyhole/dpr.h, as --type accepts them. */
+static const char *const record_types[] = {
+	"decision", "access", "revoke", "policy_load", "start", "stop",
+	"repair",
+};
+
+#define RECORD_TYPE_COUNT (sizeof(record_types) / sizeof(record_types[0]))
+
 struct show_options {
 	const char *dir;
 	const char *config;
@@ -195,6 +203,36 @@ struct show_options {
 	bool json;
 	char config_dir[PATH_MAX];
 };
+
+static bool is_record_type(const char *type)
+{
+	for (size_t i = 0; i < RECORD_TYPE_COUNT; i++) {
+		if (strcmp(type, record_types[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Reports an unknown --type, which would otherwise match no record and
+ * print nothing, as if the log had none of that type.
+ */
+static int reject_type(const char *type)
+{
+	char list[128] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < RECORD_TYPE_COUNT; i++) {
+		int n = snprintf(list + used, sizeof(list) - used, "%s%s",
+				 i ? ", " : "", record_types[i]);
+
+		if (n < 0 || (size_t)n >= sizeof(list) - used)
+			break;
+		used += (size_t)n;
+	}
+	return kh_cli_usage_error("audit show", "invalid --type: %s: give "
+				  "one of %s", type, list);
+}
 
 static int set_show_option(int opt, void *data)
 {
@@ -211,6 +249,8 @@ static int set_show_option(int opt, void *data)
 		opts->jti = optarg;
 		break;
 	case OPT_TYPE:
+		if (!is_record_type(optarg))
+			return reject_type(optarg);
 		opts->type = optarg;
 		break;
 	case OPT_JSON:

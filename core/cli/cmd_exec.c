@@ -45,6 +45,9 @@ static int set_exec_option(int opt, void *data)
 
 	if (opt != 'p')
 		return KH_EXIT_OK;
+	if (*optarg == '\0')
+		return kh_cli_usage_error("exec", "empty --permit: give the "
+					  "path that keyhole request printed");
 	if (opts->permit_count == MAX_PERMITS)
 		return kh_cli_usage_error("exec", "more than %d permits",
 					  MAX_PERMITS);
@@ -101,9 +104,13 @@ static int open_permit(const char *path)
 	int high;
 
 	if (fd < 0) {
+		/* keyholed deletes the file of a permit it revokes. */
+		int saved = errno;
+
 		kh_cli_error("exec: cannot open permit: %s: %s: check the path "
-			     "that keyhole request printed", path,
-			     strerror(errno));
+			     "that keyhole request printed%s", path,
+			     strerror(saved), saved == ENOENT ?
+			     ", or the permit was revoked" : "");
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {

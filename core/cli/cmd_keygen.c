@@ -19,8 +19,10 @@ static const char keygen_help[] =
 	"Creates the permit and audit signing keys in DIR:\n"
 	"  permit.jwk, permit.pub.jwk  signs and checks permits\n"
 	"  audit.jwk, audit.pub.jwk    signs and checks audit records\n"
-	"Private keys get mode 0600, public keys 0644. DIR is created with\n"
-	"mode 0700 when missing; existing keys are never overwritten.\n"
+	"Private keys get mode 0600 and public keys 0644. A missing DIR is\n"
+	"created with mode 0755, so that agents and auditors can read the\n"
+	"public keys; the mode of an existing DIR is left as it is. The umask\n"
+	"applies to all three modes. Existing keys are never overwritten.\n"
 	"Prints the key id (kid, an RFC 7638 thumbprint) of each key.\n"
 	"\n"
 	"Options:\n"
@@ -57,13 +59,18 @@ static int build_paths(const char *dir, struct key_paths paths[KEY_COUNT])
 	return KH_EXIT_OK;
 }
 
-/* Creates dir with mode 0700 unless it exists as a directory. */
+/*
+ * Creates dir with mode 0755 unless it exists as a directory. keyhole
+ * verify and keyhole audit verify read the public keys as any user, and
+ * the private keys are protected by their own 0600 mode, as OpenSSH
+ * protects the host keys in /etc/ssh.
+ */
 static int prepare_dir(const char *dir)
 {
 	struct stat st;
 	int saved;
 
-	if (mkdir(dir, 0700) == 0)
+	if (mkdir(dir, 0755) == 0)
 		return KH_EXIT_OK;
 	saved = errno;
 	if (saved == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))

@@ -106,12 +106,18 @@ static const char *effect_name(enum kh_effect effect)
 	return effect == KH_EFFECT_PERMIT ? "permit" : "deny";
 }
 
-/* Writes "permit (rule r1)", or "deny (no rule matched)" for rule "". */
-static void format_outcome(const char *effect, const char *rule, char *buf,
-			   size_t size)
+/*
+ * Writes "permit (rule r1)". A default deny has rule "", and its reason
+ * explains why no rule applied ("no rule matched", or the limit that
+ * stopped a permit rule), so that reason is written in place of a rule.
+ */
+static void format_outcome(const char *effect, const char *rule,
+			   const char *reason, char *buf, size_t size)
 {
 	if (rule && *rule)
 		(void)snprintf(buf, size, "%s (rule %s)", effect, rule);
+	else if (reason && *reason)
+		(void)snprintf(buf, size, "%s (%s)", effect, reason);
 	else
 		(void)snprintf(buf, size, "%s (no rule matched)", effect);
 }
@@ -126,7 +132,9 @@ static int replay_decision(const json_t *record, struct replay_run *run,
 	const json_t *effect_value = json_object_get(record, "effect");
 	const char *effect = json_string_value(effect_value);
 	const char *rule = json_string_value(json_object_get(record, "rule"));
-	char before[192], after[192];
+	const char *reason =
+		json_string_value(json_object_get(record, "reason"));
+	char before[384], after[384];
 	bool same;
 
 	run->replayed++;
@@ -140,12 +148,13 @@ static int replay_decision(const json_t *record, struct replay_run *run,
 	}
 	same = strcmp(effect, effect_name(decision.effect)) == 0 &&
 	       strcmp(rule ? rule : "", decision.rule) == 0;
-	format_outcome(effect, rule, before, sizeof(before));
-	format_outcome(effect_name(decision.effect), decision.rule, after,
-		       sizeof(after));
+	format_outcome(effect, rule, reason, before, sizeof(before));
+	format_outcome(effect_name(decision.effect), decision.rule,
+		       decision.reason, after, sizeof(after));
 	printf("seq %lld: %s -> %s: %s\n", seq, before, after,
 	       same ? "same" : "DIFFERS");
-	if (!same && decision.reason[0])
+	/* A default deny already shows its reason in the outcome. */
+	if (!same && decision.rule[0] && decision.reason[0])
 		printf("  replayed reason: %s\n", decision.reason);
 	if (!same)
 		run->differ++;

@@ -33,11 +33,12 @@ static const char request_help[] =
 	"  -h, --help      show this help\n";
 
 static const char revoke_help[] =
-	"Usage: keyhole revoke [--socket PATH] JTI\n"
+	"Usage: keyhole revoke [--socket PATH] [--] JTI\n"
 	"\n"
 	"Revokes the permit with id JTI (its \"jti\" claim, as printed by\n"
 	"keyhole verify or keyhole request --json). Only the permit's owner\n"
-	"or root may revoke it.\n"
+	"or root may revoke it. A jti can start with '-', so scripts should\n"
+	"pass it after --: keyhole revoke -- \"$jti\"\n"
 	"\n"
 	"Options:\n"
 	"  --socket PATH   broker socket (default $" KH_SOCKET_ENV ", else\n"
@@ -176,19 +177,6 @@ out:
 	return rc;
 }
 
-/* A typo in a jti is caught here, before it reaches the broker. */
-static bool jti_is_valid(const char *jti)
-{
-	if (strlen(jti) != KH_JTI_LEN)
-		return false;
-	for (const char *p = jti; *p; p++) {
-		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			    "0123456789-_", *p))
-			return false;
-	}
-	return true;
-}
-
 static int set_revoke_option(int opt, void *data)
 {
 	const char **socket = data;
@@ -212,6 +200,7 @@ static int parse_revoke(int argc, char **argv, const char **socket,
 		.short_options = ":h",
 		.options = options,
 		.set = set_revoke_option,
+		.jti_operand = true,
 	};
 	int rc;
 
@@ -224,7 +213,8 @@ static int parse_revoke(int argc, char **argv, const char **socket,
 		return kh_cli_usage_error("revoke", "expected one JTI, got %d "
 					  "arguments", argc - optind);
 	*jti = argv[optind];
-	if (!jti_is_valid(*jti))
+	/* A typo in a jti is caught here, before it reaches the broker. */
+	if (!kh_cli_jti_is_valid(*jti))
 		return kh_cli_usage_error("revoke", "invalid jti: %s: a jti is "
 					  "%d base64url characters", *jti,
 					  KH_JTI_LEN);

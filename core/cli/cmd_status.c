@@ -163,6 +163,12 @@ int kh_cmd_status(int argc, char **argv)
 		kh_cli_error("status: broker unreachable: %s: start keyholed, "
 			     "or pass --socket or set " KH_SOCKET_ENV, err.msg);
 		rc = KH_EXIT_SYSTEM;
+	} else if (!json_is_true(json_object_get(response, "ok"))) {
+		/* The help promises 3 for any broker that is not ready. */
+		(void)kh_client_report_error("status", response);
+		if (opts.json)
+			print_status(response, true);
+		rc = KH_EXIT_SYSTEM;
 	} else if (!is_ready(response)) {
 		kh_cli_error("status: broker not ready: %s: check the keyholed "
 			     "log", socket);

@@ -62,6 +62,9 @@ check() {
 
 file_mode() { stat -c %a "$1"; }
 
+# The mode checks of keygen below expect the usual umask.
+umask 022
+
 if [ ! -x "$keyhole" ]; then
 	fail "setup" "$keyhole not built; run make"
 	exit 1
@@ -106,6 +109,25 @@ expect "request duplicate key" 2 "invalid action" \
 	"$keyhole" request --action '{"type":"tool_call","tool":"a","tool":"b"}'
 expect "revoke missing jti" 2 "expected one JTI" "$keyhole" revoke
 expect "revoke invalid jti" 2 "invalid jti" "$keyhole" revoke not-a-jti
+# A jti is base64url, so one in 64 starts with '-'. Before "--" it is
+# read as options, and a leading "-h" would even print the help.
+for dashed in -aOzEJRTByYHfDq6b6CWpg -hOzEJRTByYHfDq6b6CWpg \
+	--zEJRTByYHfDq6b6CWpgA; do
+	expect "revoke dashed jti $dashed" 2 \
+		"unknown option: $dashed: a jti that starts with '-' goes after --" \
+		"$keyhole" revoke "$dashed"
+done
+expect "revoke help shows --" 0 "keyhole revoke -- " "$keyhole" revoke --help
+# $cmd is left unquoted so that "audit show" splits into two words.
+for cmd in keygen status "audit verify" "audit show" "audit replay"; do
+	expect "$cmd unexpected argument" 2 "unexpected argument: extra" \
+		"$keyhole" $cmd extra
+done
+expect "audit show unknown type" 2 \
+	"invalid --type: bogus: give one of decision, access, revoke, policy_load, start, stop, repair" \
+	"$keyhole" audit show --dir "$tmp" --type bogus
+expect "exec empty permit" 2 "empty --permit" \
+	"$keyhole" exec --permit "" -- true
 expect "status invalid wait" 2 "invalid --wait" \
 	"$keyhole" status --wait soon
 expect "verify missing permit" 2 "expected one PERMIT" \
@@ -124,7 +146,7 @@ expect "keygen writes keys" 0 "^audit kid: [A-Za-z0-9_-]{43} " \
 	"$keyhole" keygen --dir "$keys"
 check "keygen prints permit kid" \
 	grep -Eq "^permit kid: [A-Za-z0-9_-]{43} " "$tmp/out"
-check "keygen dir mode 0700" [ "$(file_mode "$keys")" = 700 ]
+check "keygen dir mode 0755" [ "$(file_mode "$keys")" = 755 ]
 for key in permit audit; do
 	check "keygen $key.jwk mode 0600" \
 		[ "$(file_mode "$keys/$key.jwk")" = 600 ]
@@ -147,6 +169,11 @@ expect "keygen dir is a file" 2 "not a directory" \
 	"$keyhole" keygen --dir "$tmp/plain-file"
 expect "keygen missing parent" 2 "cannot create directory" \
 	"$keyhole" keygen --dir "$tmp/no/such/dir"
+mkdir "$tmp/private-keys" && chmod 0700 "$tmp/private-keys"
+expect "keygen existing dir" 0 "^audit kid: " \
+	"$keyhole" keygen --dir "$tmp/private-keys"
+check "keygen keeps existing dir mode" \
+	[ "$(file_mode "$tmp/private-keys")" = 700 ]
 
 # --- fixtures: permits and a DPR log written by the library -------------
 
@@ -290,6 +317,26 @@ expect "audit replay not a decision" 2 "no decision record with seq 1" \
 expect "audit replay archived policy" 0 "2 same" \
 	sh -c "'$keyhole' audit replay --dir '$audit' --policy '$audit'/policies/*.json"
 
+# A default deny (rule "") shows its stored reason, which names the rate
+# limit, for the original and the replayed decision alike.
+limited="$keys/audit-limited"
+limit_reason=$(sed -n 2p "$limited/dpr.jsonl" |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["reason"])')
+case $limit_reason in
+*"rate limit reached (1 per 60 s)"*) pass "audit limited reason names limit" ;;
+*) fail "audit limited reason names limit" "reason: $limit_reason" ;;
+esac
+expect "audit replay default deny" 0 "" \
+	"$keyhole" audit replay --dir "$limited" \
+	--policy "$keys/policy-limited.json"
+check "audit replay deny reason" grep -Fqx \
+	"seq 2: deny ($limit_reason) -> deny ($limit_reason): same" "$tmp/out"
+expect "audit replay lifted limit" 1 "" \
+	"$keyhole" audit replay --dir "$limited" --policy "$keys/policy.json"
+check "audit replay lifted limit line" grep -Fqx \
+	"seq 2: deny ($limit_reason) -> permit (rule small-charges): DIFFERS" \
+	"$tmp/out"
+
 # --- exec ----------------------------------------------------------------
 
 permit="$keys/permit.jwt"
@@ -311,7 +358,8 @@ expect "exec command not found" 127 "command not found: no-such-cmd-kh" \
 : >"$tmp/not-executable"
 expect "exec cannot execute" 126 "cannot execute" \
 	"$keyhole" exec --permit "$permit" -- "$tmp/not-executable"
-expect "exec missing permit file" 2 "cannot open permit" \
+expect "exec missing permit file" 2 \
+	"cannot open permit: .*none.jwt: No such file or directory: .*or the permit was revoked$" \
 	"$keyhole" exec --permit "$tmp/none.jwt" -- true
 expect "exec permit is a directory" 2 "not a regular file" \
 	"$keyhole" exec --permit "$tmp" -- true
@@ -394,5 +442,53 @@ expect "revoke ok" 0 "^revoked A{22}$" \
 	"$keyhole" revoke --socket "$sock" AAAAAAAAAAAAAAAAAAAAAA
 expect "revoke unknown jti" 2 "not_found" \
 	"$keyhole" revoke --socket "$sock" CCCCCCCCCCCCCCCCCCCCCC
+expect "revoke dashed jti after --" 2 "not_found" \
+	"$keyhole" revoke --socket "$sock" -- -aOzEJRTByYHfDq6b6CWpg
+check "revoke sends dashed jti" grep -q \
+	'"jti": *"-aOzEJRTByYHfDq6b6CWpg"' "$tmp/requests.log"
+
+# A broker with no free connection slot replies busy and closes without
+# reading the request, as keyholed does. A request larger than the socket
+# buffer makes the client's send fail with EPIPE or ECONNRESET every
+# time, while the reply waits to be read. The mock serves at most 20
+# connections and stops by itself after 60 s.
+busy_sock="$tmp/busy.sock"
+cat >"$tmp/busy.py" <<'EOF'
+import json, os, socket, sys
+path = sys.argv[1]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path + ".tmp")
+os.rename(path + ".tmp", path)
+srv.listen(8)
+srv.settimeout(60)
+reply = {"ok": False, "error": "busy",
+         "reason": "all 64 connection slots are in use: retry later"}
+for _ in range(20):
+    try:
+        conn, _ = srv.accept()
+    except socket.timeout:
+        break
+    conn.sendall(json.dumps(reply).encode() + b"\n")
+    conn.close()
+EOF
+python3 -c 'import json; print(json.dumps({"type": "tool_call",
+	"tool": "stripe.charge", "params": {"memo": "x" * 1048576}}))' \
+	>"$tmp/large.json"
+python3 "$tmp/busy.py" "$busy_sock" &
+busy_pid=$!
+# Waits up to 10 s for the mock to bind; status --wait would keep
+# retrying a busy broker instead.
+tries=0
+while [ ! -S "$busy_sock" ] && [ "$tries" -lt 100 ]; do
+	sleep 0.1
+	tries=$((tries + 1))
+done
+busy_reason="broker busy: all 64 connection slots are in use: retry later$"
+expect "status busy" 3 "^keyhole: status: $busy_reason" \
+	"$keyhole" status --socket "$busy_sock"
+expect "request busy unread" 3 "^keyhole: request: $busy_reason" \
+	"$keyhole" request --socket "$busy_sock" --action "@$tmp/large.json"
+kill "$busy_pid" 2>/dev/null
+wait "$busy_pid" 2>/dev/null
 
 [ "$failures" -eq 0 ]

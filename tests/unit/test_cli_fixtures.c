@@ -11,10 +11,13 @@
  *
  * Files written:
  *   policy.json, policy-strict.json   strict.json permits less
+ *   policy-limited.json   one charge per 60 s
  *   permit.jwt     tool_call permit for stripe.charge amount 500
  *   expired.jwt    the same claims, expired five minutes ago
  *   exec.jwt       exec permit for the command line "echo hello"
  *   audit/dpr.jsonl
+ *   audit-limited/dpr.jsonl   two charges under policy-limited.json:
+ *                  a permit, then a default deny at the rate limit
  */
 #include <errno.h>
 #include <ftw.h>
@@ -56,6 +59,15 @@ static const char strict_policy_text[] =
 	"{\"id\":\"small-charges\",\"effect\":\"permit\","
 	"\"action\":{\"type\":\"tool_call\",\"tool\":\"stripe.*\"},"
 	"\"grant\":{\"secrets\":[\"local/stripe_key\"],\"ttl\":60}}]}\n";
+
+/* Permits one charge per 60 s and agent, so a second one hits the limit. */
+static const char limited_policy_text[] =
+	"{\"tenant\":\"" TENANT "\",\"env\":\"" ENV "\",\"max_ttl\":300,"
+	"\"rules\":["
+	"{\"id\":\"small-charges\",\"effect\":\"permit\","
+	"\"action\":{\"type\":\"tool_call\",\"tool\":\"stripe.*\"},"
+	"\"grant\":{\"secrets\":[\"local/stripe_key\"],\"ttl\":60},"
+	"\"limits\":{\"rate\":{\"count\":1,\"per\":60}}}]}\n";
 
 static char dir[PATH_MAX];
 static int temporary;
@@ -151,6 +163,7 @@ static void test_policies(void)
 
 	CHECK_INT(write_text("policy.json", policy_text), 0);
 	CHECK_INT(write_text("policy-strict.json", strict_policy_text), 0);
+	CHECK_INT(write_text("policy-limited.json", limited_policy_text), 0);
 	CHECK_INT(path_in_dir(path, sizeof(path), "policy.json"), 0);
 	CHECK_INT(kh_policy_load(path, &policy, &err), 0);
 	if (err.msg[0])
@@ -225,7 +238,8 @@ static void test_permits(void)
 }
 
 /* The members of a decision record, as keyholed writes them. */
-static json_t *decision_fields(const json_t *action, const json_t *state,
+static json_t *decision_fields(const char *hP, const json_t *action,
+			       const json_t *state,
 			       const struct kh_decision *decision,
 			       const struct kh_agent *agent, int64_t now)
 {
@@ -242,19 +256,20 @@ static json_t *decision_fields(const json_t *action, const json_t *state,
 			 decision->rule, "reason", decision->reason, "agent",
 			 "uid", (json_int_t)agent->uid, "pid",
 			 (json_int_t)agent->pid, "exe", "/usr/bin/agent",
-			 "action", action, "hA", hA, "hP",
-			 kh_policy_hash(policy), "hS", hS, "state", state,
+			 "action", action, "hA", hA, "hP", hP, "hS", hS,
+			 "state", state,
 			 "jti", permit ? json_string(jti) : json_null(),
 			 "exp", permit ? json_integer(now + 60) : json_null(),
 			 "amount", decision->amount);
 }
 
 /*
- * Evaluates a charge of amount like keyholed and logs the decision.
- * *logged gets the record's fields plus its "seq" and "hash".
+ * Evaluates a charge of amount against rules like keyholed and logs the
+ * decision. *logged gets the record's fields plus its "seq" and "hash".
  */
 static int log_decision(struct kh_dpr *dpr, struct kh_ledger *ledger,
-			int amount, json_t **logged)
+			const struct kh_policy *rules, int amount,
+			json_t **logged)
 {
 	struct kh_agent agent = { 0 };
 	struct kh_decision decision = { 0 };
@@ -269,11 +284,12 @@ static int log_decision(struct kh_dpr *dpr, struct kh_ledger *ledger,
 	rc = kh_agent_resolve(getuid(), &agent, NULL);
 	agent.pid = getpid();
 	if (rc == 0)
-		rc = kh_state_build(policy, ledger, &agent, now, &state, NULL);
+		rc = kh_state_build(rules, ledger, &agent, now, &state, NULL);
 	if (rc == 0)
-		rc = kh_policy_eval(policy, action, state, &decision, NULL);
+		rc = kh_policy_eval(rules, action, state, &decision, NULL);
 	if (rc == 0) {
-		fields = decision_fields(action, state, &decision, &agent, now);
+		fields = decision_fields(kh_policy_hash(rules), action, state,
+					 &decision, &agent, now);
 		rc = fields ? kh_dpr_append(dpr, "decision", fields, &seq,
 					    hash, NULL)
 			    : -ENOMEM;
@@ -347,8 +363,8 @@ static void test_log(void)
 	CHECK_INT(kh_dpr_append(dpr, "policy_load", load, NULL, NULL, &err),
 		  0);
 	CHECK_INT(kh_dpr_archive_policy(dpr, policy, &err), 0);
-	CHECK_INT(log_decision(dpr, ledger, 500, &small), 0);
-	CHECK_INT(log_decision(dpr, ledger, 50000, &large), 0);
+	CHECK_INT(log_decision(dpr, ledger, policy, 500, &small), 0);
+	CHECK_INT(log_decision(dpr, ledger, policy, 50000, &large), 0);
 	CHECK_STR(json_string_value(json_object_get(small, "effect")),
 		  "permit");
 	CHECK_STR(json_string_value(json_object_get(large, "effect")), "deny");
@@ -362,6 +378,48 @@ out:
 	json_decref(load);
 	kh_dpr_close(dpr);
 	kh_ledger_free(ledger);
+}
+
+/*
+ * A default deny whose reason is not "no rule matched", for the output
+ * of keyhole audit replay.
+ */
+static void test_limited_log(void)
+{
+	char path[PATH_MAX];
+	struct kh_err err = { { 0 } };
+	struct kh_policy *limited = NULL;
+	struct kh_dpr *dpr = NULL;
+	struct kh_ledger *ledger = NULL;
+	json_t *first = NULL, *second = NULL;
+	const char *reason;
+
+	CHECK_INT(path_in_dir(path, sizeof(path), "policy-limited.json"), 0);
+	CHECK_INT(kh_policy_load(path, &limited, &err), 0);
+	CHECK_INT(path_in_dir(path, sizeof(path), "audit-limited"), 0);
+	CHECK_INT(kh_ledger_new(&ledger), 0);
+	CHECK_INT(kh_dpr_open(path, audit_key, NULL, &dpr, &err), 0);
+	if (!limited || !dpr || !ledger) {
+		kh_test_fail(__FILE__, __LINE__, "setup failed: %s", err.msg);
+		goto out;
+	}
+	CHECK_INT(log_decision(dpr, ledger, limited, 500, &first), 0);
+	CHECK_INT(log_decision(dpr, ledger, limited, 500, &second), 0);
+	CHECK_STR(json_string_value(json_object_get(first, "effect")),
+		  "permit");
+	CHECK_STR(json_string_value(json_object_get(second, "effect")),
+		  "deny");
+	CHECK_STR(json_string_value(json_object_get(second, "rule")), "");
+	reason = json_string_value(json_object_get(second, "reason"));
+	CHECK(reason != NULL);
+	if (reason)
+		CHECK(strstr(reason, "rate limit reached (1 per 60 s)") != NULL);
+out:
+	json_decref(first);
+	json_decref(second);
+	kh_dpr_close(dpr);
+	kh_ledger_free(ledger);
+	kh_policy_free(limited);
 }
 
 /* The log must verify, so that cli.sh can tell a flipped byte from noise. */
@@ -436,6 +494,7 @@ static const struct kh_test_case cases[] = {
 	{ "policies", test_policies },
 	{ "permits", test_permits },
 	{ "log", test_log },
+	{ "limited log", test_limited_log },
 	{ "log verifies", test_log_verifies },
 	{ "permit verifies", test_permit_verifies },
 	{ "cleanup", test_cleanup },
