@@ -216,6 +216,9 @@ static enum kh_verdict check_permit(const char *token, size_t len,
 {
 	struct kh_keyring ring = { .keys = { in->key }, .count = 1 };
 	struct kh_permit permit = { 0 };
+	/* Offline, only the broker knows uses, the current policy and which
+	 * secret is opened; the checks this command can run are listed by
+	 * print_checks. */
 	struct kh_permit_expect expect = {
 		.tenant = in->config ? in->config->tenant : NULL,
 		.env = in->config ? in->config->env : NULL,
@@ -223,6 +226,10 @@ static enum kh_verdict check_permit(const char *token, size_t len,
 		.uid = -1,
 		.hA = in->has_action ? in->hA : NULL,
 		.uses_spent = -1,
+		.skip = KH_CHECK_UID | KH_CHECK_POLICY | KH_CHECK_USES |
+			KH_CHECK_SECRET |
+			(in->config ? 0 : KH_CHECK_TENANT | KH_CHECK_ENV) |
+			(in->has_action ? 0 : KH_CHECK_ACTION),
 	};
 	enum kh_verdict verdict;
 
@@ -230,7 +237,7 @@ static enum kh_verdict check_permit(const char *token, size_t len,
 	if (verdict != KH_VERDICT_OK)
 		return verdict;
 	print_claims(&permit);
-	verdict = kh_permit_check(&permit, &expect, err);
+	verdict = kh_permit_check_all(&permit, &expect, err);
 	kh_permit_clear(&permit);
 	return verdict;
 }

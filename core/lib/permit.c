@@ -794,26 +794,6 @@ enum kh_verdict kh_permit_check_all(const struct kh_permit *permit,
 	return KH_VERDICT_OK;
 }
 
-enum kh_verdict kh_permit_check(const struct kh_permit *permit,
-				const struct kh_permit_expect *expect,
-				struct kh_err *err)
-{
-	struct kh_permit_expect explicit;
-
-	if (!expect)
-		return kh_permit_check_all(permit, NULL, err);
-	explicit = *expect;
-	explicit.skip |= (expect->tenant ? 0 : KH_CHECK_TENANT) |
-			 (expect->env ? 0 : KH_CHECK_ENV) |
-			 (expect->now >= 0 ? 0 : KH_CHECK_TIME) |
-			 (expect->uid >= 0 ? 0 : KH_CHECK_UID) |
-			 (expect->hA ? 0 : KH_CHECK_ACTION) |
-			 (expect->hP ? 0 : KH_CHECK_POLICY) |
-			 (expect->uses_spent >= 0 ? 0 : KH_CHECK_USES) |
-			 (expect->secret ? 0 : KH_CHECK_SECRET);
-	return kh_permit_check_all(permit, &explicit, err);
-}
-
 void kh_permit_clear(struct kh_permit *permit)
 {
 	if (!permit)

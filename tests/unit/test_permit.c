@@ -1044,32 +1044,10 @@ static void test_check_all_skip_bits(void)
 	kh_permit_clear(&permit);
 }
 
-/* The older kh_permit_check skips every unset expectation. */
-static void test_check_skips_unset(void)
-{
-	struct kh_permit_expect expect = {
-		.now = -1, .uid = -1, .uses_spent = -1,
-	};
-	struct kh_permit permit;
-
-	CHECK_INT(decode_base_permit(&permit), KH_VERDICT_OK);
-	CHECK_INT(kh_permit_check(&permit, &expect, NULL), KH_VERDICT_OK);
-	CHECK_INT(kh_permit_check_all(&permit, &expect, NULL),
-		  KH_VERDICT_MALFORMED);
-	expect.revoked = true;
-	CHECK_INT(kh_permit_check(&permit, &expect, NULL), KH_VERDICT_REVOKED);
-	expect = base_expect;
-	expect.hA = HASH_D;
-	CHECK_INT(kh_permit_check(&permit, &expect, NULL),
-		  KH_VERDICT_ACTION_MISMATCH);
-	kh_permit_clear(&permit);
-}
-
 static const struct kh_test_case cases[] = {
 	{"verification matrix", test_verification_matrix},
 	{"check all rejects unset", test_check_all_rejects_unset},
 	{"check all skip bits", test_check_all_skip_bits},
-	{"check skips unset", test_check_skips_unset},
 	{"matrix covers verdicts", test_matrix_covers_verdicts},
 	{"verdict wording", test_verdict_wording},
 	{"mint matches forged token", test_mint_matches_forged_token},

@@ -155,17 +155,6 @@ enum kh_verdict kh_permit_check_all(const struct kh_permit *permit,
 				    struct kh_err *err)
 	__attribute__((warn_unused_result));
 
-/*
- * Older form of kh_permit_check_all: a NULL string, a negative now, uid
- * or uses_spent also skips its check, so a field left unset passes.
- * Kept for callers written before expect->skip; new code calls
- * kh_permit_check_all.
- */
-enum kh_verdict kh_permit_check(const struct kh_permit *permit,
-				const struct kh_permit_expect *expect,
-				struct kh_err *err)
-	__attribute__((warn_unused_result));
-
 /* Releases the claims and clears the struct; accepts a cleared struct. */
 void kh_permit_clear(struct kh_permit *permit);
 
