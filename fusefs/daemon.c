@@ -1,7 +1,7 @@
 /*
  * The daemon context: loading config, keys, policy, the DPR log and the
  * backends at start-up, policy reloads on SIGHUP, the DPR append that
- * every record goes through, and --check-config.
+ * every record goes through, and the removal of dead permit files.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,9 +47,8 @@ struct kh_backend *kd_daemon_backend(struct kd_daemon *d, const char *name)
 }
 
 /* Rejects a policy written for another tenant or environment. */
-static int check_policy_scope(const struct kh_config *config,
-			      const struct kh_policy *policy,
-			      struct kh_err *err)
+int kd_daemon_check_scope(const struct kh_config *config,
+			  const struct kh_policy *policy, struct kh_err *err)
 {
 	if (strcmp(kh_policy_tenant(policy), config->tenant) != 0) {
 		kh_err_set(err, "policy %s has tenant \"%s\" but config %s "
@@ -115,9 +114,10 @@ static int open_backends(struct kd_daemon *d, struct kh_err *err)
  * permit key cannot also forge the audit log. The kid is a hash of the
  * public key, so equal kids mean the same key.
  */
-static int check_keys_differ(const struct kh_config *config,
-			     const struct kh_key *permit_key,
-			     const struct kh_key *audit_key, struct kh_err *err)
+int kd_daemon_check_keys_differ(const struct kh_config *config,
+				const struct kh_key *permit_key,
+				const struct kh_key *audit_key,
+				struct kh_err *err)
 {
 	if (strcmp(permit_key->kid, audit_key->kid) != 0)
 		return 0;
@@ -129,29 +129,90 @@ static int check_keys_differ(const struct kh_config *config,
 	return -EINVAL;
 }
 
+/*
+ * Loads the private key at path for config key config_key ("permit_key"
+ * or "audit_key"). err names the config key, and for a missing file
+ * also the command that creates one.
+ */
+int kd_daemon_load_key(const char *config_key, const char *path,
+		       struct kh_key **out, struct kh_err *err)
+{
+	int r;
+
+	r = kh_key_load(path, out, err);
+	if (r < 0 && err) {
+		char cause[sizeof(err->msg)];
+
+		(void)snprintf(cause, sizeof(cause), "%s", err->msg);
+		kh_err_set(err, "%s: %s%s", config_key, cause,
+			   r == -ENOENT ? "; create the keys with: keyhole "
+					  "keygen --dir DIR" : "");
+	}
+	if (r < 0)
+		return r;
+	if (!(*out)->secret) {
+		kh_err_set(err, "%s: %s is a public key, expected the private "
+			   "JWK (keyhole keygen --dir DIR writes both)",
+			   config_key, path);
+		kh_key_free(*out);
+		*out = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int load_keys(struct kd_daemon *d, struct kh_err *err)
 {
 	int r;
 
-	r = kh_key_load(d->config->permit_key, &d->permit_key, err);
+	r = kd_daemon_load_key("permit_key", d->config->permit_key,
+			       &d->permit_key, err);
 	if (r < 0)
 		return r;
-	r = kh_key_load(d->config->audit_key, &d->audit_key, err);
+	r = kd_daemon_load_key("audit_key", d->config->audit_key,
+			       &d->audit_key, err);
 	if (r < 0)
 		return r;
-	if (!d->permit_key->secret || !d->audit_key->secret) {
-		kh_err_set(err, "%s is a public key: permit_key and audit_key "
-			   "must be private JWKs (keyhole keygen writes them)",
-			   d->permit_key->secret ? d->config->audit_key :
-						   d->config->permit_key);
-		return -EINVAL;
-	}
-	r = check_keys_differ(d->config, d->permit_key, d->audit_key, err);
+	r = kd_daemon_check_keys_differ(d->config, d->permit_key,
+					d->audit_key, err);
 	if (r < 0)
 		return r;
 	d->keyring.keys[0] = d->permit_key;
 	d->keyring.count = 1;
 	return 0;
+}
+
+/* Keeps the first message a check reports in ctx, a struct kh_err. */
+static void keep_first_error(const char *message, void *ctx)
+{
+	struct kh_err *err = ctx;
+
+	if (err && err->msg[0] == '\0')
+		kh_err_set(err, "%s", message);
+}
+
+/*
+ * Rejects a policy that the daemon cannot serve: another tenant or env,
+ * or a grant of a secret whose backend is not configured (a permit for
+ * it would pass every check and then fail at fetch).
+ */
+static int check_policy_fits(const struct kh_config *config,
+			     const struct kh_policy *policy,
+			     struct kh_err *err)
+{
+	int r, count;
+
+	r = kd_daemon_check_scope(config, policy, err);
+	if (r < 0)
+		return r;
+	kh_err_clear(err);
+	count = kd_check_grant_backends(config, policy, keep_first_error, err);
+	if (count == 0)
+		return 0;
+	if (count > 1)
+		kh_err_prefix(err, "%d grants name unknown backends, the "
+			      "first", count);
+	return -EINVAL;
 }
 
 static int open_audit(struct kd_daemon *d, struct kh_err *err)
@@ -183,6 +244,38 @@ static int open_audit(struct kd_daemon *d, struct kh_err *err)
 	return r;
 }
 
+/* A permit file stays while its jti is unexpired, unspent and unrevoked. */
+static bool permit_is_live(uid_t uid, const char *jti, void *ctx)
+{
+	struct kd_daemon *d = ctx;
+	struct kd_issued_entry entry;
+
+	if (kd_issued_find(d->issued, jti, &entry) < 0 || entry.uid != uid)
+		return false;
+	return !kh_ledger_is_revoked(d->ledger, jti);
+}
+
+/*
+ * Removes permit files left by an earlier run whose jti is expired,
+ * unknown to the issued index (which holds every unexpired permit in
+ * the DPR log) or revoked. A spent permit whose file survived a crash
+ * goes when it expires, because the log does not record its use limit.
+ */
+static void sweep_permit_files(struct kd_daemon *d)
+{
+	size_t removed = 0;
+	int r;
+
+	r = kd_permits_dir_sweep(&d->permits, permit_is_live, d, &removed);
+	if (r < 0)
+		kd_log(LOG_WARNING, "cannot clean up permits_dir %s: %s; "
+		       "stale permit files stay until they expire",
+		       d->config->permits_dir, strerror(-r));
+	else
+		kd_log(LOG_DEBUG, "start-up clean-up: removed %zu stale permit "
+		       "files from %s", removed, d->config->permits_dir);
+}
+
 /*
  * Loads everything the daemon serves from: config, keys, policy, the
  * DPR log (replayed into a fresh ledger), backends and permits_dir.
@@ -205,7 +298,7 @@ int kd_daemon_load(struct kd_daemon *d, const char *config_path,
 	r = kh_policy_load(d->config->policy, &d->policy, err);
 	if (r < 0)
 		return r;
-	r = check_policy_scope(d->config, d->policy, err);
+	r = check_policy_fits(d->config, d->policy, err);
 	if (r < 0)
 		return r;
 	r = open_audit(d, err);
@@ -220,7 +313,11 @@ int kd_daemon_load(struct kd_daemon *d, const char *config_path,
 	r = kd_reasons_new(&d->reasons);
 	if (r < 0)
 		return r;
-	return kd_permits_dir_open(d->config->permits_dir, &d->permits, err);
+	r = kd_permits_dir_open(d->config->permits_dir, &d->permits, err);
+	if (r < 0)
+		return r;
+	sweep_permit_files(d);
+	return 0;
 }
 
 void kd_daemon_unload(struct kd_daemon *d)
@@ -256,8 +353,51 @@ void kd_daemon_unload(struct kd_daemon *d)
 }
 
 /*
- * Reloads the policy file. A policy that fails to parse, or names
- * another tenant or env, leaves the old one in force. A changed hP is
+ * Removes the file of a permit that can never be used again (spent,
+ * expired or revoked). A process that has the file open keeps its fd,
+ * and fs_access.c still gives it the specific denial reason.
+ */
+void kd_daemon_retire_permit_locked(struct kd_daemon *d, uid_t uid,
+				    const char *jti, const char *why)
+{
+	int r;
+
+	r = kd_permits_dir_unlink(&d->permits, uid, jti);
+	if (r < 0 && r != -ENOENT)
+		kd_log(LOG_WARNING, "cannot remove the permit file of %s "
+		       "jti=%s uid=%u: %s", why, jti, (unsigned int)uid,
+		       strerror(-r));
+}
+
+static void retire_expired(const char *jti,
+			   const struct kd_issued_entry *entry, void *ctx)
+{
+	kd_daemon_retire_permit_locked(ctx, entry->uid, jti, "expired");
+}
+
+/*
+ * Caller holds d->lock. At most every KD_PRUNE_INTERVAL seconds, drops
+ * expired ledger entries and up to KD_PRUNE_BATCH expired permits from
+ * the issued index, removing their files.
+ */
+void kd_daemon_prune_locked(struct kd_daemon *d, int64_t now)
+{
+	size_t removed;
+
+	if (now - d->last_prune < KD_PRUNE_INTERVAL)
+		return;
+	d->last_prune = now;
+	kh_ledger_prune(d->ledger, now, kh_policy_max_window(d->policy));
+	removed = kd_issued_prune(d->issued, now, KD_PRUNE_BATCH,
+				  retire_expired, d);
+	kd_log(LOG_DEBUG, "clean-up pass: %zu expired permits dropped",
+	       removed);
+}
+
+/*
+ * Reloads the policy file. A policy that fails to parse, names another
+ * tenant or env, or grants a secret of an unknown backend leaves the
+ * old one in force. A changed hP is
  * archived and logged before it takes effect, so every later decision
  * points at a policy an auditor can fetch.
  */
@@ -268,7 +408,7 @@ int kd_daemon_reload(struct kd_daemon *d, struct kh_err *err)
 
 	r = kh_policy_load(d->config->policy, &fresh, err);
 	if (r == 0)
-		r = check_policy_scope(d->config, fresh, err);
+		r = check_policy_fits(d->config, fresh, err);
 	if (r < 0)
 		goto out;
 
@@ -295,103 +435,4 @@ out:
 	if (old)
 		kh_policy_free(old);
 	return r;
-}
-
-static int check_backends(const struct kh_config *config)
-{
-	const char *name;
-	json_t *conf;
-	int failures = 0;
-
-	json_object_foreach(config->backends, name, conf) {
-		struct kh_backend *backend = NULL;
-		struct kh_err err = { { 0 } };
-
-		if (kh_backend_open(name, conf, config->dir, &backend,
-				    &err) < 0) {
-			fprintf(stderr, "keyholed: %s\n", err.msg);
-			failures++;
-			continue;
-		}
-		kh_backend_close(backend);
-	}
-	return failures;
-}
-
-/*
- * Loads one key for --check-config and prints what is wrong with it.
- * Returns the number of errors; *out is the key when it loaded.
- */
-static int check_key(const char *config_key, const char *path,
-		     struct kh_key **out)
-{
-	struct kh_err err = { { 0 } };
-
-	*out = NULL;
-	if (kh_key_load(path, out, &err) < 0) {
-		fprintf(stderr, "keyholed: %s: %s\n", config_key, err.msg);
-		return 1;
-	}
-	if (!(*out)->secret) {
-		fprintf(stderr, "keyholed: %s: %s is a public key, expected "
-			"the private JWK\n", config_key, path);
-		return 1;
-	}
-	return 0;
-}
-
-static int check_config_keys(const struct kh_config *config)
-{
-	struct kh_key *permit_key = NULL, *audit_key = NULL;
-	struct kh_err err = { { 0 } };
-	int failures;
-
-	failures = check_key("permit_key", config->permit_key, &permit_key);
-	failures += check_key("audit_key", config->audit_key, &audit_key);
-	if (permit_key && audit_key &&
-	    check_keys_differ(config, permit_key, audit_key, &err) < 0) {
-		fprintf(stderr, "keyholed: %s\n", err.msg);
-		failures++;
-	}
-	kh_key_free(permit_key);
-	kh_key_free(audit_key);
-	return failures;
-}
-
-/*
- * Implements --check-config: validates config, both keys, the policy and
- * its tenant/env, and every backend, printing each error found rather
- * than stopping at the first. Returns the process exit status.
- */
-int kd_daemon_check_config(const char *config_path)
-{
-	struct kh_config *config = NULL;
-	struct kh_policy *policy = NULL;
-	struct kh_err err = { { 0 } };
-	int failures = 0;
-
-	if (kh_config_load(config_path, &config, &err) < 0) {
-		fprintf(stderr, "keyholed: %s\n", err.msg);
-		return 2;
-	}
-	failures += check_config_keys(config);
-	if (kh_policy_load(config->policy, &policy, &err) < 0) {
-		fprintf(stderr, "keyholed: %s\n", err.msg);
-		failures++;
-	} else if (check_policy_scope(config, policy, &err) < 0) {
-		fprintf(stderr, "keyholed: %s\n", err.msg);
-		failures++;
-	}
-	failures += check_backends(config);
-
-	if (failures == 0)
-		printf("%s: valid (policy hP=%s)\n", config->path,
-		       kh_policy_hash(policy));
-	else
-		fprintf(stderr, "keyholed: %s: %d error%s\n", config->path,
-			failures, failures == 1 ? "" : "s");
-	if (policy)
-		kh_policy_free(policy);
-	kh_config_free(config);
-	return failures == 0 ? 0 : 2;
 }

@@ -55,12 +55,21 @@ struct kd_daemon {
 	dev_t mount_dev;      /* st_dev of the FUSE mount, 0 before mount */
 	bool mounted;
 	bool ready;
+	int64_t last_prune;   /* unix time of the last kd_daemon_prune pass */
 	uint64_t last_seq;    /* seq of the last DPR record appended */
 	time_t started;
 	pthread_mutex_t lock;
 };
 
-/* daemon.c: loading, DPR appends and policy reloads. */
+/*
+ * Seconds between passes that drop expired ledger and index entries and
+ * remove their permit files, and the most permit files one pass
+ * removes, so that a pass holds d->lock only briefly.
+ */
+#define KD_PRUNE_INTERVAL 10
+#define KD_PRUNE_BATCH 256
+
+/* daemon.c: loading, DPR appends, policy reloads and clean-up. */
 int kd_daemon_load(struct kd_daemon *d, const char *config_path,
 		   struct kh_err *err);
 void kd_daemon_unload(struct kd_daemon *d);
@@ -69,6 +78,27 @@ int kd_daemon_append(struct kd_daemon *d, const char *type,
 		     char hash[KH_HASH_HEX_LEN + 1], struct kh_err *err);
 int kd_daemon_reload(struct kd_daemon *d, struct kh_err *err);
 struct kh_backend *kd_daemon_backend(struct kd_daemon *d, const char *name);
+int kd_daemon_load_key(const char *config_key, const char *path,
+		       struct kh_key **out, struct kh_err *err);
+void kd_daemon_prune_locked(struct kd_daemon *d, int64_t now);
+void kd_daemon_retire_permit_locked(struct kd_daemon *d, uid_t uid,
+				    const char *jti, const char *why);
+int kd_daemon_check_scope(const struct kh_config *config,
+			  const struct kh_policy *policy, struct kh_err *err);
+int kd_daemon_check_keys_differ(const struct kh_config *config,
+				const struct kh_key *permit_key,
+				const struct kh_key *audit_key,
+				struct kh_err *err);
+
+/*
+ * check.c: --check-config, and the check that every grant names a
+ * configured backend. kd_check_grant_backends reports one message per
+ * grant secret whose backend is not in config->backends and returns
+ * how many it reported.
+ */
+int kd_check_grant_backends(const struct kh_config *config,
+			    const struct kh_policy *policy,
+			    kh_err_report_fn report, void *ctx);
 int kd_daemon_check_config(const char *config_path);
 
 /* issued.c: jti -> owner, expiry and action type of unexpired permits. */
@@ -87,7 +117,10 @@ int kd_issued_add(struct kd_issued *issued, const char *jti, uid_t uid,
 void kd_issued_remove(struct kd_issued *issued, const char *jti);
 int kd_issued_find(const struct kd_issued *issued, const char *jti,
 		   struct kd_issued_entry *out);
-void kd_issued_prune(struct kd_issued *issued, int64_t now);
+typedef void (*kd_issued_fn)(const char *jti,
+			     const struct kd_issued_entry *entry, void *ctx);
+size_t kd_issued_prune(struct kd_issued *issued, int64_t now, size_t max,
+		       kd_issued_fn fn, void *ctx);
 int kd_issued_replay(struct kd_issued *issued, struct kh_ledger *ledger,
 		     const char *audit_dir, int64_t now, struct kh_err *err);
 
@@ -138,6 +171,14 @@ int kd_permits_dir_stat(const struct kd_permits_dir *dir, uid_t uid,
 			const char *jti, struct stat *st);
 int kd_permits_dir_unlink(const struct kd_permits_dir *dir, uid_t uid,
 			  const char *jti);
+
+/*
+ * Decides whether the permit file permits_dir/<uid>/<jti> may still be
+ * used. kd_permits_dir_sweep removes every file for which it is false.
+ */
+typedef bool (*kd_permit_live_fn)(uid_t uid, const char *jti, void *ctx);
+int kd_permits_dir_sweep(const struct kd_permits_dir *dir,
+			 kd_permit_live_fn live, void *ctx, size_t *removed);
 int kd_mkdir_parents(const char *path, mode_t mode, struct kh_err *err);
 bool kd_jti_is_valid(const char *jti);
 

@@ -243,7 +243,8 @@ static const char *userns_denial(const struct access_ctx *ctx)
  * permit. A permit that is not in the broker's own file never passes,
  * but it is checked too, so that its reason is the specific one. For
  * example, a copy held by another uid is a "subject mismatch", and a
- * revoked permit whose file was removed is "revoked".
+ * revoked, spent or expired permit whose file was removed is "revoked",
+ * "uses exhausted" or "expired".
  */
 static void check_candidate(struct access_ctx *ctx, struct candidate *c,
 			    int64_t now)
@@ -462,6 +463,11 @@ static int consume_locked(struct access_ctx *ctx)
 		       (unsigned long long)seq);
 		return deny_chosen_locked(ctx, "use could not be counted");
 	}
+	/*
+	 * A spent permit's file stays until it expires: its holder may still
+	 * present it, and must then be told "uses exhausted" (or another
+	 * reason) rather than find the file gone.
+	 */
 	kd_log(LOG_INFO, "access granted: uid=%u pid=%d path=%s jti=%s "
 	       "rule=%s seq=%llu uses=%u/%u", (unsigned int)ctx->uid,
 	       (int)ctx->proc.tgid, ctx->path, c->permit.jti, c->permit.rule,

@@ -120,23 +120,35 @@ int kd_issued_find(const struct kd_issued *issued, const char *jti,
 	return -ENOENT;
 }
 
-/* Drops permits that expired before now; they can never be used again. */
-void kd_issued_prune(struct kd_issued *issued, int64_t now)
+/*
+ * Drops at most max permits that expired before now, calling fn (when
+ * not NULL) for each one before it goes, so that the caller can remove
+ * its permit file. An expired permit can never be used again. Returns
+ * the number dropped; entries past max wait for the next call.
+ */
+size_t kd_issued_prune(struct kd_issued *issued, int64_t now, size_t max,
+		       kd_issued_fn fn, void *ctx)
 {
-	for (size_t i = 0; i < ISSUED_BUCKETS; i++) {
+	size_t dropped = 0;
+
+	for (size_t i = 0; i < ISSUED_BUCKETS && dropped < max; i++) {
 		struct issued_node **link = &issued->buckets[i];
 
-		while (*link) {
+		while (*link && dropped < max) {
 			struct issued_node *n = *link;
 
-			if (n->entry.exp < now) {
-				*link = n->next;
-				free(n);
-			} else {
+			if (n->entry.exp >= now) {
 				link = &n->next;
+				continue;
 			}
+			if (fn)
+				fn(n->jti, &n->entry, ctx);
+			*link = n->next;
+			free(n);
+			dropped++;
 		}
 	}
+	return dropped;
 }
 
 struct replay_ctx {

@@ -3,8 +3,9 @@
  * serves secrets through a FUSE mount to processes that hold one.
  *
  * Threads: main runs the FUSE loop. One thread waits for signals with
- * sigwaitinfo, and the signals are blocked everywhere else, so no work
- * happens in a signal handler. The broker has an accept thread and one
+ * sigtimedwait, and the signals are blocked everywhere else, so no work
+ * happens in a signal handler. Between signals it runs the periodic
+ * clean-up of expired permits. The broker has an accept thread and one
  * thread per connection, and libfuse starts its own workers.
  *
  * Start-up order: core dumps off, config, keys, policy, DPR log (with a
@@ -69,7 +70,11 @@ static void usage(FILE *out)
 		"  --help           show this help and exit\n"
 		"  --version        show the version and exit\n\n"
 		"SIGHUP reloads the policy; SIGTERM or SIGINT unmounts and "
-		"stops.\n", KH_CONFIG_DEFAULT);
+		"stops.\n\n"
+		"Exit status:\n"
+		"  0  stopped cleanly, or --check-config found no error\n"
+		"  2  usage, config, key, policy or audit log error\n"
+		"  3  socket, mount or other system error\n", KH_CONFIG_DEFAULT);
 }
 
 /* Returns -1 to go on, or the exit status to leave with. */
@@ -210,16 +215,34 @@ static void reload_policy(struct kd_daemon *d, pid_t sender)
 	pthread_mutex_unlock(&stop_lock);
 }
 
+/*
+ * Runs a clean-up pass when no broker request has run one lately, so
+ * that expired permit files go even while the broker is idle.
+ */
+static void prune_idle(struct kd_daemon *d)
+{
+	pthread_mutex_lock(&stop_lock);
+	if (!loop_done) {
+		pthread_mutex_lock(&d->lock);
+		kd_daemon_prune_locked(d, (int64_t)time(NULL));
+		pthread_mutex_unlock(&d->lock);
+	}
+	pthread_mutex_unlock(&stop_lock);
+}
+
 static void *signal_main(void *arg)
 {
+	const struct timespec tick = { .tv_sec = KD_PRUNE_INTERVAL };
 	struct kd_daemon *d = arg;
 	sigset_t set;
 
 	signal_set(&set);
 	for (;;) {
 		siginfo_t info;
-		int sig = sigwaitinfo(&set, &info);
+		int sig = sigtimedwait(&set, &info, &tick);
 
+		if (sig < 0 && errno == EAGAIN)
+			prune_idle(d);
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {

@@ -18,9 +18,6 @@
 
 #include "daemon.h"
 
-/* How often expired ledger and index entries are dropped, in seconds. */
-#define PRUNE_INTERVAL 60
-
 struct mint_job {
 	const json_t *action;
 	struct kh_agent agent;
@@ -39,8 +36,6 @@ struct mint_job {
 	char hash[KH_HASH_HEX_LEN + 1];
 };
 
-static int64_t last_prune;
-
 json_t *kd_reply_error(const char *error, const char *reason)
 {
 	json_t *reply = json_pack("{s:b, s:s}", "ok", 0, "error", error);
@@ -56,16 +51,6 @@ static json_t *reply_denied(const char *reason, const char *rule,
 	return json_pack("{s:b, s:s, s:s, s:s, s:o}", "ok", 0, "error",
 			 "denied", "reason", reason, "rule", rule, "seq",
 			 seq ? json_integer((json_int_t)seq) : json_null());
-}
-
-/* Caller holds d->lock. */
-static void prune_locked(struct kd_daemon *d, int64_t now)
-{
-	if (now - last_prune < PRUNE_INTERVAL)
-		return;
-	last_prune = now;
-	kh_ledger_prune(d->ledger, now, kh_policy_max_window(d->policy));
-	kd_issued_prune(d->issued, now);
 }
 
 static json_t *decision_fields(const struct mint_job *job)
@@ -154,7 +139,7 @@ static int decide_locked(struct kd_daemon *d, struct mint_job *job,
 	int r;
 
 	job->now = (int64_t)time(NULL);
-	prune_locked(d, job->now);
+	kd_daemon_prune_locked(d, job->now);
 	(void)snprintf(job->hP, sizeof(job->hP), "%s",
 		       kh_policy_hash(d->policy));
 	r = kh_state_build(d->policy, d->ledger, &job->agent, job->now,

@@ -8,8 +8,10 @@
  * it. The root-owned parent keeps the agent from renaming or replacing
  * the <uid> directory itself.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -260,4 +262,91 @@ int kd_permits_dir_unlink(const struct kd_permits_dir *dir, uid_t uid,
 		r = -errno;
 	close(dirfd);
 	return r;
+}
+
+/* Parses a <uid> directory name; false for anything else. */
+static bool parse_uid(const char *name, uid_t *uid)
+{
+	unsigned long value;
+	char *end;
+
+	if (name[0] < '0' || name[0] > '9')
+		return false;
+	errno = 0;
+	value = strtoul(name, &end, 10);
+	if (errno != 0 || *end != '\0' || value >= (unsigned long)(uid_t)-1)
+		return false;
+	*uid = (uid_t)value;
+	return true;
+}
+
+/*
+ * Removes the dead permit files in one <uid> directory. Only regular
+ * files named like a jti are considered. The agent owns the directory
+ * and may swap a file for a link at any time, but unlinkat removes the
+ * name itself and never follows it.
+ */
+static size_t sweep_user_dir(int parent, const char *name, uid_t uid,
+			     kd_permit_live_fn live, void *ctx)
+{
+	struct dirent *entry;
+	size_t removed = 0;
+	DIR *dir;
+	int fd;
+
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+				      O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return 0;
+	}
+	for (entry = readdir(dir); entry; entry = readdir(dir)) {
+		struct stat st;
+
+		if (!kd_jti_is_valid(entry->d_name) ||
+		    fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || live(uid, entry->d_name, ctx))
+			continue;
+		if (unlinkat(fd, entry->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(dir);
+	return removed;
+}
+
+/*
+ * Removes every permit file under dir for which live returns false, and
+ * stores how many it removed in *removed. Runs at start-up, before the
+ * mount serves anyone, to clear files left by an earlier run.
+ */
+int kd_permits_dir_sweep(const struct kd_permits_dir *dir,
+			 kd_permit_live_fn live, void *ctx, size_t *removed)
+{
+	struct dirent *entry;
+	DIR *top;
+	int fd;
+
+	*removed = 0;
+	fd = openat(dir->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	top = fdopendir(fd);
+	if (!top) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	for (entry = readdir(top); entry; entry = readdir(top)) {
+		uid_t uid;
+
+		if (parse_uid(entry->d_name, &uid))
+			*removed += sweep_user_dir(fd, entry->d_name, uid,
+						   live, ctx);
+	}
+	closedir(top);
+	return 0;
 }

@@ -26,6 +26,9 @@
 #define AGENT_UID 1
 #define AGENT_GID 1
 
+/* Room for one message a check reports. */
+#define REPORT_MAX 1024
+
 static char *make_temp_dir(void)
 {
 	char *dir = strdup("/tmp/keyhole-unit.XXXXXX");
@@ -146,10 +149,57 @@ static void test_issued_add_find_prune(void)
 		  -ENOENT);
 
 	/* Expired before 150: the first goes, the second stays. */
-	kd_issued_prune(issued, 150);
+	CHECK_INT(kd_issued_prune(issued, 150, 16, NULL, NULL), 1);
 	CHECK_INT(kd_issued_find(issued, "hb3dA0t6S1uWlCqBtSI8vQ", &entry),
 		  -ENOENT);
 	CHECK_INT(kd_issued_find(issued, "M_SBhSDxjHlkMIriCaiNuw", &entry), 0);
+	kd_issued_free(issued);
+}
+
+struct pruned {
+	size_t count;
+	uid_t uids[4];
+};
+
+static void note_pruned(const char *jti, const struct kd_issued_entry *entry,
+			void *ctx)
+{
+	struct pruned *pruned = ctx;
+
+	(void)jti;
+	if (pruned->count < 4)
+		pruned->uids[pruned->count] = entry->uid;
+	pruned->count++;
+}
+
+/* One pass drops at most max expired permits and reports each one. */
+static void test_issued_prune_batch(void)
+{
+	static const char *const expired[] = {
+		"hb3dA0t6S1uWlCqBtSI8vQ",
+		"M_SBhSDxjHlkMIriCaiNuw",
+		"3CiorUdcgVjbTZG9ss2eBw",
+	};
+	const char *live = "AAAAAAAAAAAAAAAAAAAAAA";
+	struct kd_issued *issued = NULL;
+	struct kd_issued_entry entry;
+	struct pruned pruned = { 0 };
+
+	CHECK_INT(kd_issued_new(&issued), 0);
+	for (size_t i = 0; i < 3; i++)
+		CHECK_INT(kd_issued_add(issued, expired[i], 1000, 100,
+					KD_ACTION_EXEC), 0);
+	CHECK_INT(kd_issued_add(issued, live, 1000, 500, KD_ACTION_EXEC), 0);
+
+	CHECK_INT(kd_issued_prune(issued, 200, 2, note_pruned, &pruned), 2);
+	CHECK_INT(pruned.count, 2);
+	CHECK_INT(pruned.uids[0], 1000);
+	CHECK_INT(kd_issued_prune(issued, 200, 2, note_pruned, &pruned), 1);
+	CHECK_INT(pruned.count, 3);
+	CHECK_INT(kd_issued_prune(issued, 200, 2, note_pruned, &pruned), 0);
+	for (size_t i = 0; i < 3; i++)
+		CHECK_INT(kd_issued_find(issued, expired[i], &entry), -ENOENT);
+	CHECK_INT(kd_issued_find(issued, live, &entry), 0);
 	kd_issued_free(issued);
 }
 
@@ -374,6 +424,159 @@ static void test_permits_dir_refuses_writable_root(void)
 	free(dir);
 }
 
+/* The sweep keeps only files whose jti this callback calls live. */
+static bool only_first_live(uid_t uid, const char *jti, void *ctx)
+{
+	(void)uid;
+	return strcmp(jti, (const char *)ctx) == 0;
+}
+
+/*
+ * The sweep removes dead permit files and leaves links, files not named
+ * like a jti and what a link points at.
+ */
+static void test_permits_dir_sweep(void)
+{
+	struct kd_permits_dir pd = { .fd = -1 };
+	struct kh_err err = { { 0 } };
+	struct stat st;
+	char *dir = make_temp_dir(), path[512], target[512];
+	const char *live = "hb3dA0t6S1uWlCqBtSI8vQ";
+	const char *dead = "M_SBhSDxjHlkMIriCaiNuw";
+	const char *link_name = "3CiorUdcgVjbTZG9ss2eBw";
+	size_t removed = 99;
+	int fd;
+
+	CHECK(dir != NULL);
+	if (!dir || !is_root())
+		goto out;
+	(void)snprintf(path, sizeof(path), "%s/permits", dir);
+	CHECK_INT(kd_permits_dir_open(path, &pd, &err), 0);
+	CHECK_INT(kd_permits_dir_write(&pd, AGENT_UID, AGENT_GID, live, "a",
+				       &err), 0);
+	CHECK_INT(kd_permits_dir_write(&pd, AGENT_UID, AGENT_GID, dead, "b",
+				       &err), 0);
+	(void)snprintf(target, sizeof(target), "%s/target", dir);
+	fd = open(target, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	(void)snprintf(path, sizeof(path), "%s/permits/%d/%s", dir, AGENT_UID,
+		       link_name);
+	CHECK_INT(symlink(target, path), 0);
+	(void)snprintf(path, sizeof(path), "%s/permits/%d/notes", dir,
+		       AGENT_UID);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+
+	CHECK_INT(kd_permits_dir_sweep(&pd, only_first_live, (void *)live,
+				       &removed), 0);
+	CHECK_INT(removed, 1);
+	CHECK_INT(kd_permits_dir_stat(&pd, AGENT_UID, live, &st), 0);
+	CHECK_INT(kd_permits_dir_stat(&pd, AGENT_UID, dead, &st), -ENOENT);
+	CHECK_INT(kd_permits_dir_stat(&pd, AGENT_UID, link_name, &st), 0);
+	CHECK(S_ISLNK(st.st_mode));
+	CHECK_INT(lstat(path, &st), 0);
+	CHECK_INT(stat(target, &st), 0);
+out:
+	kd_permits_dir_close(&pd);
+	if (dir)
+		remove_tree(dir);
+	free(dir);
+}
+
+/*
+ * A config for kd_check_grant_backends with one backend, "local", and
+ * a policy whose one rule grants secrets.
+ */
+static int grant_check_count(const char *secrets)
+{
+	struct kh_config config;
+	struct kh_policy *policy = NULL;
+	struct kh_err err = { { 0 } };
+	char text[1024];
+	int count = -1;
+
+	memset(&config, 0, sizeof(config));
+	(void)snprintf(config.path, sizeof(config.path), "/etc/k.json");
+	(void)snprintf(config.policy, sizeof(config.policy), "/etc/p.json");
+	config.backends = json_pack("{s:{s:s}}", "local", "type", "file");
+	(void)snprintf(text, sizeof(text),
+		       "{\"tenant\":\"demo\",\"env\":\"dev\","
+		       "\"max_ttl\":60,\"rules\":[{\"id\":\"r1\","
+		       "\"effect\":\"permit\",\"action\":{\"type\":"
+		       "\"tool_call\",\"tool\":\"t\"},\"grant\":"
+		       "{\"secrets\":%s}}]}", secrets);
+	if (kh_policy_parse(text, strlen(text), "p.json", &policy, &err) == 0)
+		count = kd_check_grant_backends(&config, policy, NULL, NULL);
+	else
+		kh_test_fail(__FILE__, __LINE__, "%s", err.msg);
+	if (policy)
+		kh_policy_free(policy);
+	json_decref(config.backends);
+	return count;
+}
+
+static void keep_message(const char *message, void *ctx)
+{
+	(void)snprintf(ctx, REPORT_MAX, "%s", message);
+}
+
+static void test_grant_backends_known(void)
+{
+	static const struct {
+		const char *secrets;
+		int errors;
+	} grant_cases[] = {
+		{ "[\"local/a\"]", 0 },
+		{ "[\"local/a\",\"local/b\"]", 0 },
+		{ "[\"vault/x\"]", 1 },
+		{ "[\"local/a\",\"vault/x\",\"aws/y\"]", 2 },
+		{ "[]", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(grant_cases) / sizeof(grant_cases[0]);
+	     i++)
+		CHECK_INT(grant_check_count(grant_cases[i].secrets),
+			  grant_cases[i].errors);
+}
+
+/* The message names the policy, the grant's JSON path, rule and secret. */
+static void test_grant_backends_message(void)
+{
+	struct kh_config config;
+	struct kh_policy *policy = NULL;
+	struct kh_err err = { { 0 } };
+	char message[REPORT_MAX] = "";
+	const char *text =
+		"{\"tenant\":\"demo\",\"env\":\"dev\",\"max_ttl\":60,"
+		"\"rules\":[{\"id\":\"r1\",\"effect\":\"deny\","
+		"\"action\":{\"type\":\"tool_call\",\"tool\":\"u\"}},"
+		"{\"id\":\"r2\",\"effect\":\"permit\",\"action\":"
+		"{\"type\":\"tool_call\",\"tool\":\"t\"},\"grant\":"
+		"{\"secrets\":[\"local/a\",\"vault/x\"]}}]}";
+
+	memset(&config, 0, sizeof(config));
+	(void)snprintf(config.path, sizeof(config.path), "/etc/k.json");
+	(void)snprintf(config.policy, sizeof(config.policy), "/etc/p.json");
+	config.backends = json_pack("{s:{s:s}}", "local", "type", "file");
+	CHECK_INT(kh_policy_parse(text, strlen(text), "p.json", &policy, &err),
+		  0);
+	if (policy)
+		CHECK_INT(kd_check_grant_backends(&config, policy, keep_message,
+						  message), 1);
+	CHECK(strstr(message, "/etc/p.json: $.rules[1].grant.secrets[1]:") ==
+	      message);
+	CHECK(strstr(message, "rule \"r2\"") != NULL);
+	CHECK(strstr(message, "\"vault/x\"") != NULL);
+	CHECK(strstr(message, "backend \"vault\"") != NULL);
+	if (policy)
+		kh_policy_free(policy);
+	json_decref(config.backends);
+}
+
 struct thread_probe {
 	pid_t tid;
 	int release[2]; /* the thread exits once this pipe is closed */
@@ -568,12 +771,16 @@ static const struct kh_test_case cases[] = {
 	{ "reasons_long_path_ignored", test_reasons_long_path_ignored },
 	{ "jti_validation", test_jti_validation },
 	{ "issued_add_find_prune", test_issued_add_find_prune },
+	{ "issued_prune_batch", test_issued_prune_batch },
 	{ "issued_remove", test_issued_remove },
 	{ "issued_replay_from_dpr", test_issued_replay_from_dpr },
 	{ "permits_dir_write", test_permits_dir_write },
 	{ "permits_dir_refuses_planted", test_permits_dir_refuses_planted },
 	{ "permits_dir_refuses_writable_root",
 	  test_permits_dir_refuses_writable_root },
+	{ "permits_dir_sweep", test_permits_dir_sweep },
+	{ "grant_backends_known", test_grant_backends_known },
+	{ "grant_backends_message", test_grant_backends_message },
 	{ "proc_tgid_of_thread", test_proc_tgid_of_thread },
 	{ "proc_scan_and_getfd", test_proc_scan_and_getfd },
 	{ "proc_detects_exit", test_proc_detects_exit },
