@@ -148,6 +148,7 @@ install: all
 	install -d -m 0755 $(DESTDIR)$(DATADIR)/doc/keyhole/examples
 	install -m 0644 packaging/keyhole.json packaging/policy.json \
 	    $(DESTDIR)$(DATADIR)/doc/keyhole/examples/
+	install -m 0644 README.md LICENSE docs/*.md $(DESTDIR)$(DATADIR)/doc/keyhole/
 
 clean:
 	rm -rf build build-san
