@@ -464,9 +464,9 @@ static int consume_locked(struct access_ctx *ctx)
 		return deny_chosen_locked(ctx, "use could not be counted");
 	}
 	/*
-	 * A spent permit's file stays until it expires: its holder may still
-	 * present it, and must then be told "uses exhausted" (or another
-	 * reason) rather than find the file gone.
+	 * A spent permit's file stays until it expires, because its holder
+	 * may present it again and must then get "uses exhausted" (or another
+	 * reason) instead of a missing file.
 	 */
 	kd_log(LOG_INFO, "access granted: uid=%u pid=%d path=%s jti=%s "
 	       "rule=%s seq=%llu uses=%u/%u", (unsigned int)ctx->uid,

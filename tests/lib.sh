@@ -1,8 +1,8 @@
 # Shared set-up for the demo and the integration tests (POSIX sh).
 #
 # kh_setup creates a private temporary tree with keys, a credstore, a
-# config and a policy; kh_start runs keyholed on it with its FUSE mount
-# inside the tree; kh_cleanup stops everything and removes the tree. The
+# config and a policy. kh_start runs keyholed on it with its FUSE mount
+# inside the tree, and kh_cleanup stops everything and removes the tree. The
 # caller sets a trap on kh_cleanup so that a failure still cleans up.
 
 KH_BUILD=${KH_BUILD:-build}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every unit test binary and integration script, then prints
-# "N passed, N failed". Each test prints "PASS: name" or "FAIL: name: why";
-# a binary or script that exits non-zero without printing a FAIL line
+# "N passed, N failed". Each test prints "PASS: name" or "FAIL: name: why".
+# A binary or script that exits non-zero without printing a FAIL line
 # counts as one failure, so a crash cannot pass silently.
 set -u
 

@@ -216,9 +216,10 @@ static enum kh_verdict check_permit(const char *token, size_t len,
 {
 	struct kh_keyring ring = { .keys = { in->key }, .count = 1 };
 	struct kh_permit permit = { 0 };
-	/* Offline, only the broker knows uses, the current policy and which
-	 * secret is opened; the checks this command can run are listed by
-	 * print_checks. */
+	/*
+	 * Uses, the current policy and the opened secret are known only to
+	 * the broker, so they are skipped here. print_checks lists what ran.
+	 */
 	struct kh_permit_expect expect = {
 		.tenant = in->config ? in->config->tenant : NULL,
 		.env = in->config ? in->config->env : NULL,

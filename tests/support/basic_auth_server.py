@@ -4,7 +4,7 @@
 Usage: basic_auth_server.py PORT_FILE USER PASSWORD_FILE
 
 Binds 127.0.0.1 on a free port, writes the port to PORT_FILE once it is
-listening, and answers 401 to any request without the right credentials.
+listening, and returns 401 to any request without the right credentials.
 The password is read from a file so that it never appears in a process
 listing.
 """
