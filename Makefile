@@ -145,6 +145,7 @@ install: all
 	install -m 0644 core/include/keyhole/*.h $(DESTDIR)$(INCLUDEDIR)/keyhole/
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/keyhole
 	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/keyhole/credstore
+	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/lib/keyhole
 	install -d -m 0755 $(DESTDIR)$(DATADIR)/doc/keyhole/examples
 	install -m 0644 packaging/keyhole.json packaging/policy.json \
 	    $(DESTDIR)$(DATADIR)/doc/keyhole/examples/
