@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon.h"
 
@@ -114,6 +115,39 @@ static void check_keys(const struct kh_config *config,
 		print_error(err.msg, report);
 	kh_key_free(permit_key);
 	kh_key_free(audit_key);
+}
+
+/*
+ * keyholed creates audit_dir itself but not its parent, so a missing
+ * parent would pass here and fail at start-up.
+ */
+static void check_audit_parent(const struct kh_config *config,
+			       struct check_report *report)
+{
+	char parent[PATH_MAX];
+	char message[PATH_MAX + 160];
+	char *slash;
+	struct stat st;
+
+	if (snprintf(parent, sizeof(parent), "%s", config->audit_dir) >=
+	    (int)sizeof(parent))
+		return;
+	slash = strrchr(parent, '/');
+	if (!slash)
+		return;
+	if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(parent, &st) == 0 && S_ISDIR(st.st_mode))
+		return;
+	/* A message cut at the buffer end still names the config file. */
+	if (snprintf(message, sizeof(message),
+		     "%s: audit_dir %s: parent directory %s does not exist; "
+		     "create it (install -d -m 0755 %s)", config->path,
+		     config->audit_dir, parent, parent) < 0)
+		return;
+	print_error(message, report);
 }
 
 static bool name_listed(const json_t *names, const char *name)
@@ -249,6 +283,7 @@ int kd_daemon_check_config(const char *config_path)
 		return 2;
 	}
 	check_keys(config, &report);
+	check_audit_parent(config, &report);
 	policy = check_policy(config, &report);
 	check_backends(config, policy, &report);
 

@@ -57,6 +57,16 @@ check_equal bad_config_lines "$(error_lines bad_config)" 3
 check_contains bad_config_summary "$errors" \
 	"keyholed: 3 errors in $KH_TMP/bad-config.json"
 
+# --- An audit_dir whose parent is missing fails the check, not only the
+# start.
+
+sed -e 's|"audit_dir": "audit"|"audit_dir": "no-such-parent/audit"|' \
+	"$KH_CONFIG" >"$KH_TMP/no-audit-parent.json"
+check_config no_audit_parent "$KH_TMP/no-audit-parent.json"
+check_equal no_audit_parent_status "$status" 2
+check_contains no_audit_parent_message "$(cat "$out/no_audit_parent.err")" \
+	"parent directory $KH_TMP/no-such-parent does not exist"
+
 # --- A policy with three errors: all of them are listed.
 
 cp "$KH_POLICY" "$KH_TMP/policy.good"
