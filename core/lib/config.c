@@ -18,6 +18,7 @@
 #include "keyhole/canon.h"
 #include "keyhole/config.h"
 #include "json_path.h"
+#include "textfile.h"
 
 /* Largest config file read, in bytes; keyhole.json is a few hundred. */
 #define CONFIG_MAX_BYTES (1024 * 1024)
@@ -152,26 +153,6 @@ static int quote_length(const char *s)
 	return (int)len;
 }
 
-static const char *type_name(const json_t *value)
-{
-	switch (json_typeof(value)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
 static int is_known_key(const char *key)
 {
 	for (size_t i = 0; i < FIELD_COUNT; i++) {
@@ -235,56 +216,11 @@ static int resolve_location(const char *path, struct kh_config *config,
 static int read_config(const char *path, char **text, size_t *len,
 		       struct kh_err *err)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t used = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc = 0;
+	int rc = kh_textfile_read(path, CONFIG_MAX_BYTES, "config", text, len,
+				  err);
 
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = -errno;
-		if (rc == -ENOENT)
-			kh_err_set(err, "%s: config not found; " CONFIG_FIX,
-				   path);
-		else
-			kh_err_set(err, "%s: cannot open config: %s; check "
-				   "the path and its permissions", path,
-				   strerror(-rc));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_BYTES) {
-		rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-		kh_err_set(err, "%s: config must be a regular file of at most "
-			   "%d bytes", path, CONFIG_MAX_BYTES);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		kh_err_set(err, "%s: out of memory", path);
-		goto out;
-	}
-	while (used < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + used, (size_t)st.st_size - used);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			kh_err_set(err, "%s: reading config failed: %s", path,
-				   n < 0 ? strerror(errno) : "file shrank");
-			goto out;
-		}
-		used += (size_t)n;
-	}
-	buf[used] = '\0';
-	*text = buf;
-	*len = used;
-	buf = NULL;
-out:
-	free(buf);
-	if (fd >= 0)
-		(void)close(fd);
+	if (rc == -ENOENT)
+		kh_err_set(err, "%s: config not found; " CONFIG_FIX, path);
 	return rc;
 }
 
@@ -296,7 +232,7 @@ static const char *string_value(struct loader *ld, const json_t *value,
 
 	if (!s) {
 		(void)fail(ld, -EINVAL, key, NULL, "expected a string, not %s",
-			   type_name(value));
+			   kh_json_type_name(value));
 		return NULL;
 	}
 	if (s[0] == '\0' || strlen(s) != json_string_length(value)) {
@@ -359,7 +295,7 @@ static void load_policy_change(struct loader *ld, const json_t *root,
 			   "not allowed; %s", quote_length(s), s, allowed);
 	else
 		(void)fail(ld, -EINVAL, "on_policy_change", NULL, "%s is not "
-			   "allowed; %s", type_name(value), allowed);
+			   "allowed; %s", kh_json_type_name(value), allowed);
 }
 
 /*
@@ -383,7 +319,7 @@ static void load_backends(struct loader *ld, const json_t *root,
 	if (!json_is_object(backends)) {
 		(void)fail(ld, -EINVAL, "backends", NULL, "expected an object "
 			   "of name: {\"type\": ...}, not %s",
-			   type_name(backends));
+			   kh_json_type_name(backends));
 		return;
 	}
 	json_object_foreach(backends, name, conf) {
@@ -411,7 +347,7 @@ static int load_members(struct loader *ld, const json_t *root,
 	if (!json_is_object(root))
 		return fail(ld, -EINVAL, NULL, NULL, "expected a JSON object "
 			    "such as {\"tenant\": ..., \"policy\": ...}, not "
-			    "%s", type_name(root));
+			    "%s", kh_json_type_name(root));
 	json_object_foreach((json_t *)root, key, value) {
 		if (!is_known_key(key))
 			(void)fail(ld, -EINVAL, key, NULL, "unknown key \"%s\"; "

@@ -7,6 +7,7 @@
 #ifndef KEYHOLE_JSON_PATH_H
 #define KEYHOLE_JSON_PATH_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 /*
@@ -75,5 +76,8 @@ void kh_json_path_format(const struct kh_json_step *steps, size_t depth,
  */
 unsigned kh_json_path_line(const char *text, size_t len,
 			   const struct kh_json_step *steps, size_t depth);
+
+/* Names the JSON type of value for messages: "an object", "a number". */
+const char *kh_json_type_name(const json_t *value);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "keyhole/policy.h"
 #include "json_path.h"
+#include "textfile.h"
 
 /* Largest policy file kh_policy_load reads, in bytes. */
 #define POLICY_MAX_BYTES (4 * 1024 * 1024)
@@ -869,52 +870,8 @@ int kh_policy_parse(const char *text, size_t len, const char *origin,
 static int read_text(const char *path, char **text, size_t *len,
 		     struct kh_err *err)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t used = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = -errno;
-		kh_err_set(err, "%s: cannot open policy: %s", path,
-			   strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > POLICY_MAX_BYTES) {
-		rc = -EINVAL;
-		kh_err_set(err, "%s: policy must be a regular file of at most "
-			   "%d bytes", path, POLICY_MAX_BYTES);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		kh_err_set(err, "%s: out of memory", path);
-		goto out;
-	}
-	while (used < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + used, (size_t)st.st_size - used);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			kh_err_set(err, "%s: reading policy failed: %s", path,
-				   n < 0 ? strerror(errno) : "file shrank");
-			goto out;
-		}
-		used += (size_t)n;
-	}
-	buf[used] = '\0';
-	*text = buf;
-	*len = used;
-	buf = NULL;
-out:
-	free(buf);
-	if (fd >= 0)
-		(void)close(fd);
-	return rc;
+	return kh_textfile_read(path, POLICY_MAX_BYTES, "policy", text, len,
+				err);
 }
 
 static void ignore_report(const char *message, void *ctx)

@@ -14,6 +14,7 @@
 
 #include "keyhole/action.h"
 #include "keyhole/policy.h"
+#include "json_path.h"
 
 /* Longest JSON text of a condition value quoted in a reason. */
 #define VALUE_QUOTE_MAX 48
@@ -329,26 +330,6 @@ static bool agent_matches(const json_t *agents, const json_t *agent)
 	return false;
 }
 
-static const char *type_name(const json_t *value)
-{
-	switch (json_typeof(value)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
 /*
  * Applies op to actual and value. Returns 1 or 0, or -1 when the types
  * do not fit the op (why then names the mismatch).
@@ -395,7 +376,7 @@ static int apply_op(const char *op, const json_t *actual, const json_t *value,
 		need = "a string";
 	}
 	format_text(why, size, "%s is %s, but %s needs %s", path,
-		    type_name(actual), op, need);
+		    kh_json_type_name(actual), op, need);
 	return -1;
 }
 
@@ -498,7 +479,7 @@ static enum outcome check_budget(struct eval *ev, const json_t *budget,
 			    "rule %s: budget amount at %s is %s; it must be a "
 			    "number >= 0", id, path,
 			    json_is_number(amount) ? a :
-			    amount ? type_name(amount) : "missing");
+			    amount ? kh_json_type_name(amount) : "missing");
 		return RULE_NEAR_MISS;
 	}
 	if (!json_is_number(spent)) {
