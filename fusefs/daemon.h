@@ -180,7 +180,6 @@ typedef bool (*kd_permit_live_fn)(uid_t uid, const char *jti, void *ctx);
 int kd_permits_dir_sweep(const struct kd_permits_dir *dir,
 			 kd_permit_live_fn live, void *ctx, size_t *removed);
 int kd_mkdir_parents(const char *path, mode_t mode, struct kh_err *err);
-bool kd_jti_is_valid(const char *jti);
 
 /* proc.c: the kernel's view of a calling process. */
 struct kd_proc {

@@ -144,7 +144,7 @@ static int decode_candidate(struct access_ctx *ctx, const char *token,
 		return 1;
 	}
 	c->decoded = true;
-	c->genuine = kd_jti_is_valid(c->permit.jti) &&
+	c->genuine = kh_permit_jti_is_valid(c->permit.jti) &&
 		     is_broker_file(ctx, held, &c->permit);
 	ctx->count++;
 	return 0;
@@ -360,7 +360,7 @@ static json_t *access_fields(struct access_ctx *ctx,
 	const char *jti = NULL;
 	uint64_t seq;
 
-	if (c && c->decoded && kd_jti_is_valid(c->permit.jti)) {
+	if (c && c->decoded && kh_permit_jti_is_valid(c->permit.jti)) {
 		jti = c->permit.jti;
 		if (kh_ledger_find_decision(d->ledger, jti, &seq, hash) == 0)
 			decision = json_pack("{s:I, s:s}", "seq",

@@ -65,7 +65,7 @@ int kd_issued_add(struct kd_issued *issued, const char *jti, uid_t uid,
 	struct issued_node *n;
 	size_t b;
 
-	if (!kd_jti_is_valid(jti))
+	if (!kh_permit_jti_is_valid(jti))
 		return -EINVAL;
 	b = bucket_of(jti);
 	for (n = issued->buckets[b]; n; n = n->next) {
@@ -91,7 +91,7 @@ void kd_issued_remove(struct kd_issued *issued, const char *jti)
 {
 	struct issued_node **link;
 
-	if (!kd_jti_is_valid(jti))
+	if (!kh_permit_jti_is_valid(jti))
 		return;
 	for (link = &issued->buckets[bucket_of(jti)]; *link;
 	     link = &(*link)->next) {

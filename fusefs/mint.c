@@ -356,7 +356,7 @@ json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 	json_t *fields = NULL, *reply;
 	int r;
 
-	if (!kd_jti_is_valid(jti))
+	if (!kh_permit_jti_is_valid(jti))
 		return kd_reply_error("invalid", "$.jti: expected a 22-character "
 				      "base64url jti as returned by request");
 	pthread_mutex_lock(&d->lock);

@@ -19,20 +19,6 @@
 
 #include "daemon.h"
 
-bool kd_jti_is_valid(const char *jti)
-{
-	size_t len = 0;
-
-	if (!jti)
-		return false;
-	for (const char *p = jti; *p; p++, len++) {
-		if (!(*p >= 'A' && *p <= 'Z') && !(*p >= 'a' && *p <= 'z') &&
-		    !(*p >= '0' && *p <= '9') && *p != '-' && *p != '_')
-			return false;
-	}
-	return len == KH_JTI_LEN;
-}
-
 /* Creates path and any missing parents with mode; existing ones stay. */
 int kd_mkdir_parents(const char *path, mode_t mode, struct kh_err *err)
 {
@@ -184,7 +170,7 @@ int kd_permits_dir_write(const struct kd_permits_dir *dir, uid_t uid,
 	int dirfd, fd = -1, r;
 	bool created = false;
 
-	if (!kd_jti_is_valid(jti)) {
+	if (!kh_permit_jti_is_valid(jti)) {
 		kh_err_set(err, "invalid jti for a permit file name");
 		return -EINVAL;
 	}
@@ -232,7 +218,7 @@ int kd_permits_dir_stat(const struct kd_permits_dir *dir, uid_t uid,
 	int dirfd, r = 0;
 
 	memset(st, 0, sizeof(*st));
-	if (!kd_jti_is_valid(jti))
+	if (!kh_permit_jti_is_valid(jti))
 		return -EINVAL;
 	(void)snprintf(name, sizeof(name), "%u", (unsigned int)uid);
 	dirfd = openat(dir->fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW |
@@ -251,7 +237,7 @@ int kd_permits_dir_unlink(const struct kd_permits_dir *dir, uid_t uid,
 	char name[16];
 	int dirfd, r = 0;
 
-	if (!kd_jti_is_valid(jti))
+	if (!kh_permit_jti_is_valid(jti))
 		return -EINVAL;
 	(void)snprintf(name, sizeof(name), "%u", (unsigned int)uid);
 	dirfd = openat(dir->fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW |
@@ -306,7 +292,7 @@ static size_t sweep_user_dir(int parent, const char *name, uid_t uid,
 	for (entry = readdir(dir); entry; entry = readdir(dir)) {
 		struct stat st;
 
-		if (!kd_jti_is_valid(entry->d_name) ||
+		if (!kh_permit_jti_is_valid(entry->d_name) ||
 		    fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode) || live(uid, entry->d_name, ctx))
 			continue;

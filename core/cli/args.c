@@ -57,16 +57,6 @@ int kh_cli_option_error(const char *command, int opt, char **argv)
 	return kh_cli_usage_error(command, "unknown option: %s", word);
 }
 
-bool kh_cli_jti_is_valid(const char *jti)
-{
-	static const char base64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					"abcdefghijklmnopqrstuvwxyz"
-					"0123456789-_";
-
-	return strlen(jti) == KH_JTI_LEN &&
-	       strspn(jti, base64url) == KH_JTI_LEN;
-}
-
 /* Matches "--name" and the abbreviations getopt_long accepts for it. */
 static bool takes_value(const struct option *options, const char *word)
 {
@@ -92,7 +82,7 @@ static const char *find_dashed_jti(const struct kh_cli_parser *parser,
 				   int argc, char **argv)
 {
 	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (argv[i][0] == '-' && kh_cli_jti_is_valid(argv[i]))
+		if (argv[i][0] == '-' && kh_permit_jti_is_valid(argv[i]))
 			return argv[i];
 		if (takes_value(parser->options, argv[i]))
 			i++;

@@ -98,12 +98,6 @@ int kh_cli_parse_options(const struct kh_cli_parser *parser, int argc,
 			 char **argv, void *opts);
 
 /*
- * Checks that jti has the form of a permit id: KH_JTI_LEN base64url
- * characters.
- */
-bool kh_cli_jti_is_valid(const char *jti);
-
-/*
  * Splits argv at the first "--": argv[index] becomes NULL, and the
  * words after it (NULL-terminated, possibly none) go to *command.
  * Returns the number of words before "--", or argc when there is none

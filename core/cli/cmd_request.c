@@ -214,10 +214,10 @@ static int parse_revoke(int argc, char **argv, const char **socket,
 					  "arguments", argc - optind);
 	*jti = argv[optind];
 	/* A typo in a jti is caught here, before it reaches the broker. */
-	if (!kh_cli_jti_is_valid(*jti))
-		return kh_cli_usage_error("revoke", "invalid jti: %s: a jti is "
-					  "%d base64url characters", *jti,
-					  KH_JTI_LEN);
+	if (!kh_permit_jti_is_valid(*jti))
+		return kh_cli_usage_error("revoke", "invalid jti: %s: copy the "
+					  "%d-character last part of the "
+					  "permit path", *jti, KH_JTI_LEN);
 	return KH_EXIT_OK;
 }
 

@@ -142,17 +142,24 @@ bad:
 	return -EINVAL;
 }
 
+bool kh_permit_jti_is_valid(const char *jti)
+{
+	unsigned char raw[16];
+	size_t decoded = 0;
+
+	/* 22 characters that decode strictly are exactly 16 bytes. */
+	return jti && strlen(jti) == KH_JTI_LEN &&
+	       sodium_base642bin(raw, sizeof(raw), jti, KH_JTI_LEN, NULL,
+				 &decoded, NULL, B64URL) == 0 &&
+	       decoded == sizeof(raw);
+}
+
 /* Checks that jti is 128 bits written as 22 canonical base64url characters. */
 static int get_jti(const json_t *claims, const char **out, struct kh_err *err)
 {
-	unsigned char raw[16];
-
 	if (get_string(claims, "jti", out, err) < 0)
 		return -EINVAL;
-	/* 22 characters that decode strictly are exactly 16 bytes. */
-	if (strlen(*out) != KH_JTI_LEN ||
-	    sodium_base642bin(raw, sizeof(raw), *out, KH_JTI_LEN, NULL, NULL,
-			      NULL, B64URL) != 0) {
+	if (!kh_permit_jti_is_valid(*out)) {
 		kh_err_set(err, "permit claim \"jti\" must be %d base64url "
 				"characters (128 bits)", KH_JTI_LEN);
 		return -EINVAL;

@@ -200,7 +200,7 @@ check_equal expired_permit_reason "$(agent_reason "$secret_path")" "expired"
 
 kh_stop
 stray=AAAAAAAAAAAAAAAAAAAAAA
-linked=BBBBBBBBBBBBBBBBBBBBBB
+linked=BBBBBBBBBBBBBBBBBBBBBA
 as_agent sh -c "echo stray >'$permit_dir/$stray' && ln -s '$KH_TMP/policy.good' '$permit_dir/$linked'"
 kh_start || kh_abort restart "keyholed did not restart"
 check startup_removes_stray test ! -e "$permit_dir/$stray"

@@ -441,7 +441,7 @@ check "request exec keeps argv" grep -q '"argv":\["echo","hello"\]' \
 expect "revoke ok" 0 "^revoked A{22}$" \
 	"$keyhole" revoke --socket "$sock" AAAAAAAAAAAAAAAAAAAAAA
 expect "revoke unknown jti" 2 "not_found" \
-	"$keyhole" revoke --socket "$sock" CCCCCCCCCCCCCCCCCCCCCC
+	"$keyhole" revoke --socket "$sock" CCCCCCCCCCCCCCCCCCCCCA
 expect "revoke dashed jti after --" 2 "not_found" \
 	"$keyhole" revoke --socket "$sock" -- -aOzEJRTByYHfDq6b6CWpg
 check "revoke sends dashed jti" grep -q \

@@ -99,33 +99,6 @@ static void test_reasons_long_path_ignored(void)
 	kd_reasons_free(reasons);
 }
 
-static const struct {
-	const char *jti;
-	bool valid;
-} jti_cases[] = {
-	{ "hb3dA0t6S1uWlCqBtSI8vQ", true },
-	{ "M_SBhSDxjHlkMIriCaiNuw", true },
-	{ "3CiorUdcgVjbTZG9ss2eB-", true },
-	{ "hb3dA0t6S1uWlCqBtSI8v", false },   /* 21 characters */
-	{ "hb3dA0t6S1uWlCqBtSI8vQQ", false }, /* 23 characters */
-	{ "../../../../etc/passwdx", false },
-	{ "hb3dA0t6S1uWlCqBtSI8/Q", false },
-	{ "hb3dA0t6S1uWlCqBtSI8+Q", false },  /* base64, not base64url */
-	{ "hb3dA0t6S1uWlCqBtSI8=Q", false },
-	{ "", false },
-};
-
-static void test_jti_validation(void)
-{
-	for (size_t i = 0; i < sizeof(jti_cases) / sizeof(jti_cases[0]); i++) {
-		if (kd_jti_is_valid(jti_cases[i].jti) != jti_cases[i].valid)
-			kh_test_fail(__FILE__, __LINE__, "jti \"%s\": expected %s",
-				     jti_cases[i].jti,
-				     jti_cases[i].valid ? "valid" : "invalid");
-	}
-	CHECK(!kd_jti_is_valid(NULL));
-}
-
 static void test_issued_add_find_prune(void)
 {
 	struct kd_issued *issued = NULL;
@@ -769,7 +742,6 @@ static const struct kh_test_case cases[] = {
 	{ "reasons_per_uid", test_reasons_per_uid },
 	{ "reasons_evicts_oldest", test_reasons_evicts_oldest },
 	{ "reasons_long_path_ignored", test_reasons_long_path_ignored },
-	{ "jti_validation", test_jti_validation },
 	{ "issued_add_find_prune", test_issued_add_find_prune },
 	{ "issued_prune_batch", test_issued_prune_batch },
 	{ "issued_remove", test_issued_remove },

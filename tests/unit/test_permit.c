@@ -797,6 +797,40 @@ static void test_new_jti(void)
 	json_decref(claims);
 }
 
+/* jti syntax: 22 base64url characters that decode strictly to 16 bytes. */
+static void test_jti_syntax(void)
+{
+	static const struct {
+		const char *jti;
+		bool valid;
+	} cases[] = {
+		{ "AAAAAAAAAAAAAAAAAAAAAA", true },
+		{ "-aOzEJRTByYHfDq6b6CWpg", true },
+		{ "hb3dA0t6S1uWlCqBtSI8vQ", true },
+		{ "M_SBhSDxjHlkMIriCaiNuw", true },
+		{ "3CiorUdcgVjbTZG9ss2eBw", true },
+		{ "BBBBBBBBBBBBBBBBBBBBBB", false }, /* non-zero trailing bits */
+		{ "3CiorUdcgVjbTZG9ss2eB-", false }, /* non-zero trailing bits */
+		{ "AAAAAAAAAAAAAAAAAAAAA", false },  /* 21 characters */
+		{ "AAAAAAAAAAAAAAAAAAAAAAA", false }, /* 23 characters */
+		{ "../../../../etc/passwdx", false },
+		{ "AAAAAAAAAAA+AAAAAAAAAA", false }, /* standard base64 */
+		{ "AAAAAAAAAAA/AAAAAAAAAA", false }, /* a path separator */
+		{ "hb3dA0t6S1uWlCqBtSI8=Q", false }, /* padding */
+		{ "", false },
+	};
+	char fresh[KH_JTI_LEN + 1];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (kh_permit_jti_is_valid(cases[i].jti) != cases[i].valid)
+			kh_test_fail(__FILE__, __LINE__, "jti \"%s\": expected %s",
+				     cases[i].jti,
+				     cases[i].valid ? "valid" : "invalid");
+	CHECK(!kh_permit_jti_is_valid(NULL));
+	CHECK_INT(kh_permit_new_jti(fresh), 0);
+	CHECK(kh_permit_jti_is_valid(fresh));
+}
+
 /* Writes text to the file dir/name and returns 0 on success. */
 static int write_text(const char *dir, const char *name, const char *text,
 		      char *path, size_t size)
@@ -1056,6 +1090,7 @@ static const struct kh_test_case cases[] = {
 	{"mint needs private key", test_mint_needs_private_key},
 	{"mint rejects oversize", test_mint_rejects_oversize},
 	{"new jti", test_new_jti},
+	{"jti syntax", test_jti_syntax},
 	{"node verifies permit", test_node_verifies_permit},
 };
 

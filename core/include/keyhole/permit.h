@@ -93,6 +93,12 @@ int kh_permit_mint(const struct kh_key *key, const json_t *claims,
 int kh_permit_new_jti(char jti[KH_JTI_LEN + 1]);
 
 /*
+ * Returns true when jti is 22 base64url characters that decode strictly
+ * to 128 bits, the form kh_permit_new_jti writes. Safe as a file name.
+ */
+bool kh_permit_jti_is_valid(const char *jti);
+
+/*
  * Decodes and authenticates a token: structure, with a header of exactly
  * the string members alg, kid and typ (MALFORMED), header alg and typ
  * values (UNSUPPORTED), kid in ring (UNKNOWN_KID), Ed25519 signature
