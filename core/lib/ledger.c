@@ -259,7 +259,7 @@ static size_t upper_bound(const struct series *series, int64_t t)
 	return low;
 }
 
-/* Makes room for one more event, so that series_add cannot fail. */
+/* Makes room for one more event, so the next series_add does not allocate. */
 static int series_reserve(struct series *series)
 {
 	size_t cap;

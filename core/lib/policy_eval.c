@@ -541,7 +541,7 @@ static enum outcome check_limits(struct eval *ev, const json_t *rule,
 
 /*
  * Returns true when a deny rule applies. A deny rule whose globs cannot
- * be evaluated applies, and ev->why then says so.
+ * be evaluated applies, and ev->why then records that reason.
  */
 static bool deny_applies(struct eval *ev, const json_t *rule)
 {

@@ -165,9 +165,9 @@ cp "$KH_TMP/policy.good" "$KH_POLICY"
 # "uses exhausted".
 
 # hold_and_open PERMIT WAIT [first]: the agent keeps PERMIT open in a
-# shell that opens the secret (only with "first"), waits until the permit
-# file is gone (at most WAIT tenths of a second), opens the secret again
-# and prints one word per step.
+# shell that opens the secret (only with "first"). The shell then waits
+# at most WAIT tenths of a second for the permit file to go, opens the
+# secret again and prints one word per step.
 hold_and_open() {
 	as_agent "$KEYHOLE" exec --permit "$1" -- sh -c '
 		if [ -n "$4" ]; then

@@ -83,8 +83,8 @@ void kh_backend_close(struct kh_backend *backend);
 /*
  * The file backend: {"type":"file","dir":"/etc/keyhole/credstore"}.
  * dir must be owned by root (or the daemon's euid) and not accessible
- * by group or others; each secret is a regular file in it, read with
- * O_NOFOLLOW. Names are single path components.
+ * by group or others. Each secret is a regular file in it, read with
+ * O_NOFOLLOW, and names are single path components.
  */
 extern const struct kh_backend_ops kh_backend_file;
 

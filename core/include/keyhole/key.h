@@ -10,9 +10,9 @@
 #define KH_KID_LEN 43
 
 /*
- * One Ed25519 key. secret is NULL for a public-only key; otherwise it
- * points to a 64-byte libsodium secret key in sodium_malloc memory that
- * is read-only except while being written (sodium_mprotect_readonly).
+ * One Ed25519 key. secret is NULL for a public-only key. Otherwise it
+ * points to a 64-byte libsodium secret key in sodium_malloc memory,
+ * read-only except while being written (sodium_mprotect_readonly).
  */
 struct kh_key {
 	unsigned char public_key[32];
@@ -25,9 +25,9 @@ int kh_key_generate(struct kh_key **out, struct kh_err *err)
 	__attribute__((warn_unused_result));
 
 /*
- * Loads a JWK file. A private JWK ("d" present) gives a signing key; a
- * public JWK gives a verify-only key. The file must be a regular file;
- * for a private key it must not be accessible by group or others and must
+ * Loads a JWK file. A private JWK ("d" present) gives a signing key, and
+ * a public JWK gives a verify-only key. The file must be a regular file.
+ * A private key file must not be accessible by group or others, and must
  * be owned by the caller's euid or root. The kid is recomputed from "x"
  * and must match a "kid" member when one is present. Members other than
  * kty, crv, x, d, kid, use ("sig") and alg ("EdDSA") are rejected.
