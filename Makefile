@@ -1,6 +1,7 @@
 # keyhole: permit-gated secrets for AI agents and the tools they drive.
 #
-#   make            build libkeyhole, keyhole, keyholed
+#   make            build libkeyhole, keyhole, keyholed, the backend
+#                   modules and pam_keyhole.so
 #   make check      run every test (SANITIZE=1 for ASan and UBSan)
 #   make demo       run the end-to-end demo in a temporary directory
 #   make install    honours DESTDIR, PREFIX, SYSCONFDIR, LIBDIR
@@ -12,6 +13,8 @@ SBINDIR    ?= $(PREFIX)/sbin
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DATADIR    ?= $(PREFIX)/share
+PAMDIR     ?= $(LIBDIR)/security
+BACKENDDIR ?= $(LIBDIR)/keyhole/backends
 SYSCONFDIR ?= /etc
 RUNSTATEDIR ?= /run
 LOCALSTATEDIR ?= /var
@@ -29,26 +32,34 @@ BUILD    ?= build
 SANFLAGS :=
 endif
 
-PKG_LIB    := libsodium jansson
+PKG_LIB    := libsodium jansson libseccomp libcurl libcrypto
+PKG_MODULE := libsodium jansson
 PKG_DAEMON := fuse3
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wno-missing-field-initializers
 DEFS := -D_GNU_SOURCE -DKH_SYSCONFDIR='"$(SYSCONFDIR)"' \
         -DKH_RUNSTATEDIR='"$(RUNSTATEDIR)"' \
-        -DKH_LOCALSTATEDIR='"$(LOCALSTATEDIR)"'
+        -DKH_LOCALSTATEDIR='"$(LOCALSTATEDIR)"' \
+        -DKH_BACKEND_DIR='"$(BACKENDDIR)"'
 
 KH_CFLAGS = -std=c11 $(WARN) $(DEFS) -fPIC -fstack-protector-strong \
             -Icore/include $(shell pkg-config --cflags $(PKG_LIB)) \
             $(SANFLAGS) $(CFLAGS) -MMD -MP
 KH_LDFLAGS = $(SANFLAGS) -Wl,-z,relro,-z,now $(LDFLAGS)
-LIB_LIBS   = $(shell pkg-config --libs $(PKG_LIB))
+LIB_LIBS   = $(shell pkg-config --libs $(PKG_LIB)) -ldl
+# pam_keyhole.so and the test helper programs run inside processes that
+# have no sanitizer runtime (sshd, pamtester), so they never get SANFLAGS.
+NOSAN_CFLAGS = $(filter-out $(SANFLAGS),$(KH_CFLAGS))
 
 LIB_SRC    := $(sort $(wildcard core/lib/*.c))
 CLI_SRC    := $(sort $(wildcard core/cli/*.c))
 DAEMON_SRC := $(sort $(wildcard fusefs/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_HELPER_SRC := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+MODULE_SRC := $(sort $(wildcard core/backends/*.c))
+PAM_SRC    := $(sort $(wildcard pam/*.c))
+SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -57,17 +68,27 @@ DAEMON_MAIN_OBJ := $(BUILD)/fusefs/keyholed.o
 DAEMON_LIB_OBJ := $(filter-out $(DAEMON_MAIN_OBJ),$(DAEMON_OBJ))
 UNIT_HELPER_OBJ := $(UNIT_HELPER_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+MODULE_OBJ := $(MODULE_SRC:%.c=$(BUILD)/%.o)
+MODULES    := $(MODULE_SRC:core/backends/%.c=$(BUILD)/backends/kh_backend_%.so)
+PAM_OBJ    := $(PAM_SRC:%.c=$(BUILD)/nosan/%.o)
+SUPPORT_BIN := $(SUPPORT_SRC:tests/support/%.c=$(BUILD)/tests/support/%)
 
 LIBKEYHOLE := $(BUILD)/libkeyhole.a
 # keyholed's objects other than main(), so unit tests can link them.
 LIBKEYHOLED := $(BUILD)/libkeyholed.a
 KEYHOLE    := $(BUILD)/keyhole
 KEYHOLED   := $(BUILD)/keyholed
+PAM_MODULE := $(BUILD)/pam_keyhole.so
+ifeq ($(SANITIZE),1)
+PAM_LIBKEYHOLE := $(BUILD)/nosan/libkeyhole.a
+else
+PAM_LIBKEYHOLE := $(LIBKEYHOLE)
+endif
 
 .PHONY: all check demo install clean deps bench unit
 # Keep objects that pattern chains build, so a rebuild is incremental.
 .SECONDARY:
-all: $(KEYHOLE) $(KEYHOLED)
+all: $(KEYHOLE) $(KEYHOLED) $(MODULES) $(if $(PAM_SRC),$(PAM_MODULE))
 
 # Objects depend on the compiler and flags in force, so that a change
 # of CC, CFLAGS or SYSCONFDIR rebuilds them instead of reusing stale ones.
@@ -89,6 +110,32 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 $(BUILD)/fusefs/%.o: fusefs/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(KH_CFLAGS) $(shell pkg-config --cflags $(PKG_DAEMON)) -c $< -o $@
+
+$(BUILD)/nosan/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(NOSAN_CFLAGS) -c $< -o $@
+
+$(BUILD)/nosan/libkeyhole.a: $(LIB_SRC:%.c=$(BUILD)/nosan/%.o)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# Modules reach keyhole only through the host table they are handed, so
+# they must link without any libkeyhole symbol (--no-undefined).
+$(BUILD)/backends/kh_backend_%.so: $(BUILD)/core/backends/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(KH_LDFLAGS) -shared -Wl,--no-undefined -o $@ $< \
+	    $(shell pkg-config --libs $(PKG_MODULE))
+
+# Only the PAM entry points are exported (pam/pam_keyhole.map).
+$(PAM_MODULE): $(PAM_OBJ) $(PAM_LIBKEYHOLE) pam/pam_keyhole.map
+	$(CC) $(filter-out $(SANFLAGS),$(KH_LDFLAGS)) -shared \
+	    -Wl,--no-undefined -Wl,--version-script=pam/pam_keyhole.map \
+	    -o $@ $(PAM_OBJ) $(PAM_LIBKEYHOLE) $(LIB_LIBS) -lpam
+
+$(BUILD)/tests/support/%: tests/support/%.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(NOSAN_CFLAGS) $(filter-out $(SANFLAGS),$(KH_LDFLAGS)) \
+	    -o $@ $< $(shell pkg-config --libs libseccomp)
 
 $(LIBKEYHOLE): $(LIB_OBJ)
 	@rm -f $@
@@ -112,7 +159,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(LIBKEYHOLED) $(LI
 	$(CC) $(KH_LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJ) $(LIBKEYHOLED) \
 	    $(LIBKEYHOLE) $(DAEMON_LIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(SUPPORT_BIN)
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -142,6 +189,10 @@ install: all
 	install -m 0755 $(KEYHOLED) $(DESTDIR)$(SBINDIR)/keyholed
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/keyhole
 	install -m 0644 $(LIBKEYHOLE) $(DESTDIR)$(LIBDIR)/libkeyhole.a
+	install -d $(DESTDIR)$(BACKENDDIR) $(DESTDIR)$(PAMDIR)
+	install -m 0644 $(MODULES) $(DESTDIR)$(BACKENDDIR)/
+	install -m 0644 $(PAM_MODULE) $(DESTDIR)$(PAMDIR)/
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/keyhole/confine.d
 	install -m 0644 core/include/keyhole/*.h $(DESTDIR)$(INCLUDEDIR)/keyhole/
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/keyhole
 	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/keyhole/credstore
@@ -155,5 +206,6 @@ clean:
 	rm -rf build build-san
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) \
+         $(MODULE_OBJ:.o=.d) $(PAM_OBJ:.o=.d) \
          $(UNIT_BIN:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
          $(UNIT_HELPER_OBJ:.o=.d)

@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages that building and testing keyhole need,
 # running "apt-get update" once and only when something is missing.
-# The npm package "canonicalize" (an independent RFC 8785 implementation
-# used by the differential test) goes into build/npm.
+# npm packages used only by tests (canonicalize, aws4, jose) go into
+# build/npm.
 set -eu
 
 packages="gcc clang make pkg-config libsodium-dev libjansson-dev
 libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libseccomp-dev
-libpam0g-dev curl python3 util-linux procps psmisc attr"
+libpam0g-dev curl python3 util-linux procps psmisc attr openssl git
+libpam-wrapper pamtester openssh-server openssh-client"
 
 # Node.js may come from another vendor's package that bundles npm and
 # conflicts with Debian's npm, so these two are checked by command.
@@ -30,12 +31,27 @@ if [ -n "$missing" ]; then
 	fi
 	echo "deps: installing$missing"
 	apt-get update -qq
+	# openssh-server would start a system sshd on port 22 from its
+	# postinst; the tests start their own on loopback, so a policy-rc.d
+	# that denies service starts is in place during the install only.
+	policy_rc=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy_rc=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy_rc"
+		chmod 0755 "$policy_rc"
+	fi
 	# shellcheck disable=SC2086
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+	[ -z "$policy_rc" ] || rm -f "$policy_rc"
 fi
 
-if [ ! -f build/npm/node_modules/canonicalize/package.json ]; then
-	mkdir -p build/npm
-	npm install --prefix build/npm --no-audit --no-fund --silent \
-		canonicalize@2 >/dev/null
-fi
+# aws4 and jose check the broker's SigV4 signatures and JWTs in the
+# loopback mocks, independently of libcurl and OpenSSL.
+for npm_pkg in canonicalize@2 aws4@1 jose@5; do
+	name=${npm_pkg%@*}
+	if [ ! -f "build/npm/node_modules/$name/package.json" ]; then
+		mkdir -p build/npm
+		npm install --prefix build/npm --no-audit --no-fund --silent \
+			"$npm_pkg" >/dev/null
+	fi
+done

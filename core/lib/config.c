@@ -64,13 +64,15 @@ static const struct field fields[] = {
 	FIELD(socket, FIELD_PATH, KH_SOCKET_DEFAULT, NULL),
 	FIELD(permits_dir, FIELD_PATH, KH_PERMITS_DEFAULT, NULL),
 	FIELD(secrets_mount, FIELD_PATH, KH_SECRETS_DEFAULT, NULL),
+	FIELD(backend_dir, FIELD_PATH, KH_BACKEND_DIR, NULL),
 };
 
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
 
 static const char known_keys[] =
 	"tenant, env, broker_id, permit_key, audit_key, policy, audit_dir, "
-	"socket, permits_dir, secrets_mount, on_policy_change, backends";
+	"socket, permits_dir, secrets_mount, backend_dir, on_policy_change, "
+	"backends, federation";
 
 /*
  * Loader state. With report set, every error goes to report and loading
@@ -160,7 +162,8 @@ static int is_known_key(const char *key)
 			return 1;
 	}
 	return strcmp(key, "on_policy_change") == 0 ||
-	       strcmp(key, "backends") == 0;
+	       strcmp(key, "backends") == 0 ||
+	       strcmp(key, "federation") == 0;
 }
 
 /*
@@ -337,6 +340,90 @@ static void load_backends(struct loader *ld, const json_t *root,
 		config->backends = json_incref(backends);
 }
 
+/* Copies a federation path member, resolved against the config directory. */
+static void load_federation_path(struct loader *ld, const json_t *value,
+				 const char *name, const struct kh_config *config,
+				 char *dest, size_t size)
+{
+	const char *s = json_string_value(value);
+	int n;
+
+	if (!s || s[0] == '\0' || strlen(s) != json_string_length(value)) {
+		(void)fail(ld, -EINVAL, "federation", name, "expected a "
+			   "non-empty path string");
+		return;
+	}
+	if (s[0] == '/')
+		n = snprintf(dest, size, "%s", s);
+	else
+		n = snprintf(dest, size, "%s/%s", config->dir, s);
+	if (n < 0 || (size_t)n >= size) {
+		dest[0] = '\0';
+		(void)fail(ld, -ENAMETOOLONG, "federation", name, "value is "
+			   "longer than %zu bytes", size - 1);
+	}
+}
+
+/*
+ * Loads the optional "federation" object: {"issuer": "https://...",
+ * "key": PATH, "retired_dir": PATH}. retired_dir defaults to
+ * "federation-retired" beside the config.
+ */
+static void load_federation(struct loader *ld, const json_t *root,
+			    struct kh_config *config)
+{
+	const json_t *fed = json_object_get(root, "federation");
+	const json_t *issuer;
+	const char *key;
+	json_t *value;
+
+	if (!fed)
+		return;
+	if (!json_is_object(fed)) {
+		(void)fail(ld, -EINVAL, "federation", NULL, "expected an object "
+			   "{\"issuer\": URL, \"key\": PATH}, not %s",
+			   kh_json_type_name(fed));
+		return;
+	}
+	json_object_foreach((json_t *)fed, key, value) {
+		if (strcmp(key, "issuer") != 0 && strcmp(key, "key") != 0 &&
+		    strcmp(key, "retired_dir") != 0)
+			(void)fail(ld, -EINVAL, "federation", key, "unknown key; "
+				   "allowed keys: issuer, key, retired_dir");
+	}
+
+	issuer = json_object_get(fed, "issuer");
+	if (!json_is_string(issuer) ||
+	    strncmp(json_string_value(issuer), "https://", 8) != 0 ||
+	    json_string_length(issuer) >= sizeof(config->fed_issuer) ||
+	    strlen(json_string_value(issuer)) != json_string_length(issuer))
+		(void)fail(ld, -EINVAL, "federation", "issuer", "expected the "
+			   "https:// URL where openid-configuration is served "
+			   "(at most %zu bytes)", sizeof(config->fed_issuer) - 1);
+	else
+		snprintf(config->fed_issuer, sizeof(config->fed_issuer), "%s",
+			 json_string_value(issuer));
+
+	if (!json_object_get(fed, "key"))
+		(void)fail(ld, -EINVAL, "federation", NULL, "missing \"key\": "
+			   "the PEM file that keyhole keygen --federation wrote");
+	else
+		load_federation_path(ld, json_object_get(fed, "key"), "key",
+				     config, config->fed_key,
+				     sizeof(config->fed_key));
+
+	value = json_object_get(fed, "retired_dir");
+	if (value)
+		load_federation_path(ld, value, "retired_dir", config,
+				     config->fed_retired_dir,
+				     sizeof(config->fed_retired_dir));
+	else if (snprintf(config->fed_retired_dir,
+			  sizeof(config->fed_retired_dir),
+			  "%.*s/federation-retired", PATH_MAX - 32,
+			  config->dir) < 0)
+		config->fed_retired_dir[0] = '\0';
+}
+
 /* Loads every member, reporting each error; returns the first error's rc. */
 static int load_members(struct loader *ld, const json_t *root,
 			struct kh_config *config)
@@ -357,6 +444,7 @@ static int load_members(struct loader *ld, const json_t *root,
 		load_field(ld, root, &fields[i], config);
 	load_policy_change(ld, root, config);
 	load_backends(ld, root, config);
+	load_federation(ld, root, config);
 	return ld->errors ? ld->first_rc : 0;
 }
 

@@ -308,7 +308,8 @@ static const char many_errors[] =
 static const char *const many_expected[] = {
 	("config.json:4: $.colour: unknown key \"colour\"; allowed keys: tenant, "
 	 "env, broker_id, permit_key, audit_key, policy, audit_dir, socket, "
-	 "permits_dir, secrets_mount, on_policy_change, backends"),
+	 "permits_dir, secrets_mount, backend_dir, on_policy_change, backends, "
+	 "federation"),
 	"config.json:3: $.env: expected a string, not a number",
 	"config.json:1: $: missing required key \"audit_dir\"",
 	("config.json:7: $.on_policy_change: \"ignore\" is not allowed; expected "

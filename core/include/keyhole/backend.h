@@ -13,6 +13,10 @@
 
 #include "keyhole/error.h"
 
+#ifndef KH_BACKEND_DIR
+#define KH_BACKEND_DIR "/usr/local/lib/keyhole/backends"
+#endif
+
 /* Largest secret a backend may return, in bytes. */
 #define KH_SECRET_MAX (1024 * 1024)
 

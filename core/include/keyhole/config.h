@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <limits.h>
 
+#include "keyhole/backend.h"
 #include "keyhole/error.h"
 
 #ifndef KH_SYSCONFDIR
@@ -48,8 +49,13 @@ struct kh_config {
 	char socket[PATH_MAX];
 	char permits_dir[PATH_MAX];
 	char secrets_mount[PATH_MAX];
+	char backend_dir[PATH_MAX];   /* backend modules, KH_BACKEND_DIR */
 	enum kh_policy_change on_policy_change;
 	json_t *backends;
+	/* "federation": all "" when the section is absent. */
+	char fed_issuer[512];
+	char fed_key[PATH_MAX];
+	char fed_retired_dir[PATH_MAX];
 };
 
 /*
