@@ -159,7 +159,16 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJ) $(LIBKEYHOLED) $(LI
 	$(CC) $(KH_LDFLAGS) -o $@ $< $(UNIT_HELPER_OBJ) $(LIBKEYHOLED) \
 	    $(LIBKEYHOLE) $(DAEMON_LIBS)
 
-unit: $(UNIT_BIN) $(SUPPORT_BIN)
+# Modules that break the ABI rules on purpose, for the loader's tests.
+TEST_MODULE_SRC := $(sort $(wildcard tests/modules/*.c))
+TEST_MODULES := $(TEST_MODULE_SRC:tests/modules/%.c=$(BUILD)/tests/modules/kh_backend_%.so)
+
+$(BUILD)/tests/modules/kh_backend_%.so: $(BUILD)/tests/modules/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(KH_LDFLAGS) -shared -Wl,--no-undefined -o $@ $< \
+	    $(shell pkg-config --libs $(PKG_MODULE))
+
+unit: $(UNIT_BIN) $(SUPPORT_BIN) $(TEST_MODULES)
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)

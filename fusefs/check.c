@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "daemon.h"
+#include "keyhole/federation.h"
 
 /* Counts of what --check-config printed. */
 struct check_report {
@@ -150,11 +151,16 @@ static void check_audit_parent(const struct kh_config *config,
 	print_error(message, report);
 }
 
-static bool name_listed(const json_t *names, const char *name)
+/* A "<name>#<field>" grant is listed when its base name is. */
+static bool name_listed(const json_t *names, const char *secret)
 {
+	char name[1024];
+	const char *field;
 	const json_t *value;
 	size_t i;
 
+	if (kh_backend_split_field(secret, name, sizeof(name), &field) < 0)
+		return false;
 	json_array_foreach(names, i, value) {
 		const char *listed = json_string_value(value);
 
@@ -180,8 +186,7 @@ static void warn_unlisted(const struct kh_config *config,
 	json_t *names = NULL;
 	size_t prefix = strlen(backend->name), i, j;
 
-	if (!backend->ops->list ||
-	    backend->ops->list(backend->state, &names, &err) < 0) {
+	if (kh_backend_list(backend, &names, &err) < 0) {
 		fprintf(stderr, "keyholed: warning: backend %s: cannot list "
 			"its secrets, so grants of it are not checked: %s\n",
 			backend->name, err.msg);
@@ -217,14 +222,20 @@ static void check_backends(const struct kh_config *config,
 			   const struct kh_policy *policy,
 			   struct check_report *report)
 {
+	struct kh_fed_key *fed_key = NULL;
+	struct kh_backend_env env;
+	struct kh_err err = { { 0 } };
 	const char *name;
 	json_t *conf;
 
+	if (kd_daemon_load_fed_key(config, &fed_key, &err) < 0)
+		print_error(err.msg, report);
+	kd_daemon_backend_env(config, fed_key, &env);
 	json_object_foreach(config->backends, name, conf) {
 		struct kh_backend *backend = NULL;
-		struct kh_err err = { { 0 } };
 
-		if (kh_backend_open(name, conf, config->dir, &backend,
+		kh_err_clear(&err);
+		if (kh_backend_open(name, conf, config->dir, &env, &backend,
 				    &err) < 0) {
 			print_error(err.msg, report);
 			continue;
@@ -233,6 +244,7 @@ static void check_backends(const struct kh_config *config,
 			warn_unlisted(config, policy, backend, report);
 		kh_backend_close(backend);
 	}
+	kh_fed_key_free(fed_key);
 }
 
 /*

@@ -4,6 +4,7 @@
  * every record goes through, and the removal of dead permit files.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "keyhole/backend_module.h"
+#include "keyhole/federation.h"
 
 /*
  * Appends one DPR record and remembers its seq for "status". The caller
@@ -88,24 +91,191 @@ static int record_policy(struct kd_daemon *d, const struct kh_policy *policy,
 	return r;
 }
 
+/* Fills env for kh_backend_open from config; fed_key may be NULL. */
+void kd_daemon_backend_env(const struct kh_config *config,
+			   const struct kh_fed_key *fed_key,
+			   struct kh_backend_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->backend_dir = config->backend_dir;
+	env->tenant = config->tenant;
+	env->env = config->env;
+	env->broker_id = config->broker_id;
+	env->fed_issuer = config->fed_issuer[0] ? config->fed_issuer : NULL;
+	env->fed_key = fed_key;
+}
+
+/*
+ * Loads the federation key named by config's "federation" section, or
+ * leaves *out NULL when there is none. err names the config key.
+ */
+int kd_daemon_load_fed_key(const struct kh_config *config,
+			   struct kh_fed_key **out, struct kh_err *err)
+{
+	int r;
+
+	*out = NULL;
+	if (!config->fed_key[0])
+		return 0;
+	r = kh_fed_key_load(config->fed_key, out, err);
+	if (r < 0)
+		kh_err_prefix(err, "federation.key");
+	return r;
+}
+
+static void log_backend_debug(const char *line)
+{
+	kd_log(LOG_DEBUG, "%s", line);
+}
+
+/*
+ * Opens every configured backend, loading its module. The federation
+ * key stays loaded for the daemon's life, because modules sign tokens
+ * with it at each fetch.
+ */
 static int open_backends(struct kd_daemon *d, struct kh_err *err)
 {
+	struct kh_backend_env env;
 	const char *name;
 	json_t *conf;
 	size_t count = json_object_size(d->config->backends);
 	int r;
 
+	r = kd_daemon_load_fed_key(d->config, &d->fed_key, err);
+	if (r < 0)
+		return r;
+	kd_daemon_backend_env(d->config, d->fed_key, &env);
+	kh_backend_set_debug_log(log_backend_debug);
 	d->backends = calloc(count ? count : 1, sizeof(*d->backends));
 	if (!d->backends)
 		return -ENOMEM;
 	json_object_foreach(d->config->backends, name, conf) {
-		r = kh_backend_open(name, conf, d->config->dir,
+		r = kh_backend_open(name, conf, d->config->dir, &env,
 				    &d->backends[d->backend_count], err);
 		if (r < 0)
 			return r;
+		kd_log(LOG_INFO, "backend %s: type %s loaded from %s", name,
+		       kh_backend_type(d->backends[d->backend_count]),
+		       d->config->backend_dir);
 		d->backend_count++;
 	}
 	return 0;
+}
+
+/*
+ * Ended permits wait here for the backends' permit_ended, which may make
+ * network calls (a Vault lease revocation), so that the prune pass that
+ * finds them never blocks while holding d->lock.
+ */
+struct kd_ended {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	json_t *jtis;
+	bool stop;
+	pthread_t thread;
+};
+
+static void notify_backends(struct kd_daemon *d, const json_t *jtis)
+{
+	const json_t *jti;
+	size_t i;
+
+	json_array_foreach(jtis, i, jti) {
+		for (size_t b = 0; b < d->backend_count; b++)
+			kh_backend_permit_ended(d->backends[b],
+						json_string_value(jti));
+	}
+}
+
+static void *ended_main(void *arg)
+{
+	struct kd_daemon *d = arg;
+	struct kd_ended *ended = d->ended;
+	json_t *batch;
+
+	for (;;) {
+		pthread_mutex_lock(&ended->lock);
+		while (!ended->stop && json_array_size(ended->jtis) == 0)
+			pthread_cond_wait(&ended->wake, &ended->lock);
+		if (ended->stop) {
+			pthread_mutex_unlock(&ended->lock);
+			return NULL;
+		}
+		batch = ended->jtis;
+		ended->jtis = json_array();
+		pthread_mutex_unlock(&ended->lock);
+
+		notify_backends(d, batch);
+		json_decref(batch);
+	}
+}
+
+/* Starts the queue when some backend wants permit_ended calls. */
+static int start_ended(struct kd_daemon *d, struct kh_err *err)
+{
+	struct kd_ended *ended;
+	bool wanted = false;
+	int r;
+
+	for (size_t i = 0; i < d->backend_count; i++)
+		wanted = wanted || d->backends[i]->module->permit_ended;
+	if (!wanted)
+		return 0;
+	ended = calloc(1, sizeof(*ended));
+	if (!ended || !(ended->jtis = json_array())) {
+		free(ended);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&ended->lock, NULL);
+	pthread_cond_init(&ended->wake, NULL);
+	d->ended = ended;
+	r = pthread_create(&ended->thread, NULL, ended_main, d);
+	if (r != 0) {
+		kh_err_set(err, "cannot start the permit clean-up thread: %s",
+			   strerror(r));
+		d->ended = NULL;
+		json_decref(ended->jtis);
+		free(ended);
+		return -r;
+	}
+	return 0;
+}
+
+/* Drops what is still queued: leases then end at their own TTL. */
+static void stop_ended(struct kd_daemon *d)
+{
+	struct kd_ended *ended = d->ended;
+
+	if (!ended)
+		return;
+	pthread_mutex_lock(&ended->lock);
+	ended->stop = true;
+	pthread_cond_signal(&ended->wake);
+	pthread_mutex_unlock(&ended->lock);
+	pthread_join(ended->thread, NULL);
+	if (json_array_size(ended->jtis) > 0)
+		kd_log(LOG_WARNING, "stopping with %zu ended permits whose "
+		       "backend leases were not revoked; they expire at "
+		       "their own TTL", json_array_size(ended->jtis));
+	json_decref(ended->jtis);
+	pthread_cond_destroy(&ended->wake);
+	pthread_mutex_destroy(&ended->lock);
+	free(ended);
+	d->ended = NULL;
+}
+
+static void queue_ended(struct kd_daemon *d, const char *jti)
+{
+	struct kd_ended *ended = d->ended;
+
+	if (!ended)
+		return;
+	pthread_mutex_lock(&ended->lock);
+	if (json_array_append_new(ended->jtis, json_string(jti)) < 0)
+		kd_log(LOG_WARNING, "cannot queue the end of jti=%s for the "
+		       "backends: out of memory", jti);
+	pthread_cond_signal(&ended->wake);
+	pthread_mutex_unlock(&ended->lock);
 }
 
 /*
@@ -310,6 +480,9 @@ int kd_daemon_load(struct kd_daemon *d, const char *config_path,
 	r = open_backends(d, err);
 	if (r < 0)
 		return r;
+	r = start_ended(d, err);
+	if (r < 0)
+		return r;
 	r = kd_reasons_new(&d->reasons);
 	if (r < 0)
 		return r;
@@ -322,11 +495,14 @@ int kd_daemon_load(struct kd_daemon *d, const char *config_path,
 
 void kd_daemon_unload(struct kd_daemon *d)
 {
+	stop_ended(d);
 	for (size_t i = 0; i < d->backend_count; i++)
 		kh_backend_close(d->backends[i]);
 	free(d->backends);
 	d->backends = NULL;
 	d->backend_count = 0;
+	kh_fed_key_free(d->fed_key);
+	d->fed_key = NULL;
 	if (d->dpr)
 		kh_dpr_close(d->dpr);
 	d->dpr = NULL;
@@ -369,10 +545,18 @@ void kd_daemon_retire_permit_locked(struct kd_daemon *d, uid_t uid,
 		       strerror(-r));
 }
 
+/*
+ * Removes an expired permit's file and queues its jti for the backends'
+ * permit_ended, so that leases taken for it (Vault dynamic secrets) are
+ * revoked. A revoked permit reaches this too, once it expires.
+ */
 static void retire_expired(const char *jti,
 			   const struct kd_issued_entry *entry, void *ctx)
 {
-	kd_daemon_retire_permit_locked(ctx, entry->uid, jti, "expired");
+	struct kd_daemon *d = ctx;
+
+	kd_daemon_retire_permit_locked(d, entry->uid, jti, "expired");
+	queue_ended(d, jti);
 }
 
 /*

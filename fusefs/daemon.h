@@ -27,6 +27,7 @@
 #define KD_REASON_MAX 256
 
 struct kd_issued;
+struct kd_ended;
 struct kd_reasons;
 struct kd_broker;
 struct fuse;
@@ -47,6 +48,8 @@ struct kd_daemon {
 	struct kh_dpr *dpr;
 	struct kh_backend **backends;
 	size_t backend_count;
+	struct kh_fed_key *fed_key; /* NULL without a "federation" section */
+	struct kd_ended *ended;     /* permit_ended queue, NULL when unused */
 	struct kd_issued *issued;
 	struct kd_reasons *reasons;
 	struct kd_permits_dir permits;
@@ -78,6 +81,11 @@ int kd_daemon_append(struct kd_daemon *d, const char *type,
 		     char hash[KH_HASH_HEX_LEN + 1], struct kh_err *err);
 int kd_daemon_reload(struct kd_daemon *d, struct kh_err *err);
 struct kh_backend *kd_daemon_backend(struct kd_daemon *d, const char *name);
+void kd_daemon_backend_env(const struct kh_config *config,
+			   const struct kh_fed_key *fed_key,
+			   struct kh_backend_env *env);
+int kd_daemon_load_fed_key(const struct kh_config *config,
+			   struct kh_fed_key **out, struct kh_err *err);
 int kd_daemon_load_key(const char *config_key, const char *path,
 		       struct kh_key **out, struct kh_err *err);
 void kd_daemon_prune_locked(struct kd_daemon *d, int64_t now);

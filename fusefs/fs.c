@@ -1,6 +1,8 @@
 /*
  * The secrets mount: a read-only FUSE file system with one directory per
  * backend and one empty-looking file per secret, "/<backend>/<name>".
+ * "/<backend>/<name>#<field>" opens one field of a JSON secret; it is
+ * not listed but resolves whenever <name> is listed.
  * Reading a file needs a permit, which open() checks (fs_access.c).
  *
  * Mounted with default_permissions and allow_other, so the kernel
@@ -54,14 +56,23 @@ static bool caller_unknown(void)
 	return fuse_get_context()->pid == 0;
 }
 
+/*
+ * Returns whether backend lists name. "<name>#<field>" resolves when
+ * <name> is listed, although listings show base names only: whether
+ * the field exists is known only once the secret is fetched.
+ */
 static bool backend_has(struct kh_backend *backend, const char *name)
 {
 	struct kh_err err = { { 0 } };
 	json_t *names = NULL, *value;
+	char base[NAME_MAX_LEN + 1];
+	const char *field;
 	bool found = false;
 	size_t i;
 
-	if (backend->ops->list(backend->state, &names, &err) < 0) {
+	if (kh_backend_split_field(name, base, sizeof(base), &field) < 0)
+		return false;
+	if (kh_backend_list(backend, &names, &err) < 0) {
 		kd_log(LOG_WARNING, "backend %s: cannot list secrets: %s",
 		       backend->name, err.msg);
 		return false;
@@ -69,7 +80,7 @@ static bool backend_has(struct kh_backend *backend, const char *name)
 	json_array_foreach(names, i, value) {
 		const char *s = json_string_value(value);
 
-		if (s && strcmp(s, name) == 0) {
+		if (s && strcmp(s, base) == 0) {
 			found = true;
 			break;
 		}
@@ -156,7 +167,7 @@ static int list_backend(struct kh_backend *backend, void *buf,
 	json_t *names = NULL, *value;
 	size_t i;
 
-	if (backend->ops->list(backend->state, &names, &err) < 0) {
+	if (kh_backend_list(backend, &names, &err) < 0) {
 		kd_log(LOG_WARNING, "backend %s: cannot list secrets: %s",
 		       backend->name, err.msg);
 		return -EIO;

@@ -60,7 +60,8 @@ struct candidate {
 struct access_ctx {
 	struct kd_daemon *d;
 	const char *path;          /* "/<backend>/<name>" */
-	const char *secret;        /* "<backend>/<name>" */
+	const char *secret;        /* "<backend>/<name>", maybe "#<field>" */
+	char secret_base[320];     /* secret without "#<field>", or "" */
 	char node_backend[64];
 	char node_name[256];
 	uid_t uid;
@@ -238,6 +239,38 @@ static const char *userns_denial(const struct access_ctx *ctx)
 	return "caller's user namespace cannot be read";
 }
 
+static bool grants_path(const struct candidate *c, const char *secret)
+{
+	const json_t *value;
+	size_t i;
+
+	if (!c->decoded)
+		return false;
+	json_array_foreach(c->permit.secrets, i, value) {
+		const char *s = json_string_value(value);
+
+		if (s && strcmp(s, secret) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Returns the grant entry that covers the path: the secret itself, or
+ * for "<backend>/<name>#<field>" also "<backend>/<name>", because a
+ * grant of a whole secret covers each of its fields. A grant of one
+ * field covers neither the whole secret nor another field.
+ */
+static const char *covering_grant(const struct access_ctx *ctx,
+				  const struct candidate *c)
+{
+	if (grants_path(c, ctx->secret))
+		return ctx->secret;
+	if (ctx->secret_base[0] && grants_path(c, ctx->secret_base))
+		return ctx->secret_base;
+	return ctx->secret;
+}
+
 /*
  * Caller holds d->lock. Fills c->verdict and c->reason for a decoded
  * permit. A permit that is not in the broker's own file never passes,
@@ -258,7 +291,7 @@ static void check_candidate(struct access_ctx *ctx, struct candidate *c,
 		.uid = (int64_t)ctx->uid,
 		.hA = ctx->exec_hA[0] ? ctx->exec_hA : "exec action unavailable",
 		.hP = kh_policy_hash(d->policy),
-		.secret = ctx->secret,
+		.secret = covering_grant(ctx, c),
 		.uses_spent = (int64_t)kh_ledger_uses(d->ledger, c->permit.jti),
 		.revoked = kh_ledger_is_revoked(d->ledger, c->permit.jti),
 	};
@@ -290,35 +323,20 @@ static void check_candidate(struct access_ctx *ctx, struct candidate *c,
 			       kh_verdict_str(c->verdict));
 }
 
-static bool grants_path(const struct candidate *c, const char *secret)
-{
-	const json_t *value;
-	size_t i;
-
-	if (!c->decoded)
-		return false;
-	json_array_foreach(c->permit.secrets, i, value) {
-		const char *s = json_string_value(value);
-
-		if (s && strcmp(s, secret) == 0)
-			return true;
-	}
-	return false;
-}
-
 /*
  * Orders failures by how close the permit came: one that grants this
  * path beats one that does not, then a later failed check beats an
  * earlier one (the verdict order follows the check order).
  */
-static int failure_rank(const struct candidate *c, const char *secret)
+static int failure_rank(const struct access_ctx *ctx,
+			const struct candidate *c)
 {
 	int rank = (int)c->verdict * 2;
 
 	/* Every check passed but the file is a copy: the closest miss. */
 	if (c->decoded && !c->genuine && c->verdict == KH_VERDICT_OK)
 		rank = (int)KH_VERDICT_REVOKED * 2 + 1;
-	if (grants_path(c, secret))
+	if (grants_path(c, covering_grant(ctx, c)))
 		rank += 100;
 	return rank;
 }
@@ -339,8 +357,8 @@ static void choose_permit(struct access_ctx *ctx, int64_t now)
 			ctx->chosen = c;
 			return;
 		}
-		if (!ctx->best || failure_rank(c, ctx->secret) >
-					  failure_rank(ctx->best, ctx->secret))
+		if (!ctx->best ||
+		    failure_rank(ctx, c) > failure_rank(ctx, ctx->best))
 			ctx->best = c;
 	}
 	if (ctx->best)
@@ -519,6 +537,12 @@ static int inspect_caller(struct access_ctx *ctx, pid_t tid)
 	return 0;
 }
 
+/*
+ * Fetches the secret through its backend. On failure the denial reason
+ * names the KH_FETCH_* wording ("backend fetch failed: timed out"),
+ * while the log gets the backend's full message, which names the remote
+ * side but never a token or secret.
+ */
 static int fetch_secret(struct access_ctx *ctx, struct kh_secret **out)
 {
 	const struct candidate *c = ctx->chosen;
@@ -529,15 +553,22 @@ static int fetch_secret(struct access_ctx *ctx, struct kh_secret **out)
 		.deadline = c->permit.exp,
 	};
 	struct kh_err err = { { 0 } };
+	char reason[KD_REASON_MAX];
 	int r;
 
-	if (!backend)
+	if (!backend) {
+		set_reason(ctx, "backend fetch failed: backend not configured");
 		return -ENOENT;
-	r = backend->ops->fetch(backend->state, ctx->node_name, &fetch, out,
-				&err);
-	if (r < 0)
-		kd_log(LOG_ERR, "backend %s: fetch for jti=%s failed: %s",
-		       backend->name, c->permit.jti, err.msg);
+	}
+	r = kh_backend_fetch(backend, ctx->node_name, &fetch, out, &err);
+	if (r < 0) {
+		(void)snprintf(reason, sizeof(reason),
+			       "backend fetch failed: %s",
+			       kh_backend_reason(r));
+		set_reason(ctx, reason);
+		kd_log(LOG_ERR, "backend %s: fetch of %s for jti=%s failed: %s",
+		       backend->name, ctx->node_name, c->permit.jti, err.msg);
+	}
 	return r;
 }
 
@@ -550,7 +581,7 @@ static void clear_ctx(struct access_ctx *ctx)
 
 static int split_path(struct access_ctx *ctx, const char *path)
 {
-	const char *slash;
+	const char *slash, *field;
 	size_t len;
 
 	ctx->path = path;
@@ -564,6 +595,10 @@ static int split_path(struct access_ctx *ctx, const char *path)
 	ctx->node_backend[len] = '\0';
 	(void)snprintf(ctx->node_name, sizeof(ctx->node_name), "%s",
 		       slash + 1);
+	field = strchr(ctx->secret, '#');
+	if (field)
+		(void)snprintf(ctx->secret_base, sizeof(ctx->secret_base),
+			       "%.*s", (int)(field - ctx->secret), ctx->secret);
 	return 0;
 }
 
@@ -606,7 +641,8 @@ int kd_access_open(struct kd_daemon *d, const char *path, uid_t uid,
 	r = fetch_secret(ctx, &secret);
 	handle = r == 0 ? calloc(1, sizeof(*handle)) : NULL;
 	if (!handle) {
-		set_reason(ctx, "backend fetch failed");
+		if (r == 0)
+			set_reason(ctx, "out of memory for the open handle");
 		pthread_mutex_lock(&d->lock);
 		deny_locked(ctx, ctx->chosen);
 		pthread_mutex_unlock(&d->lock);

@@ -83,6 +83,7 @@ kh_setup() {
   "socket": "$KH_SOCKET",
   "permits_dir": "$KH_PERMITS",
   "secrets_mount": "$KH_MOUNT",
+  "backend_dir": "$KH_BUILD/backends",
   "backends": {
     "local": {"type": "file", "dir": "credstore"}
   }

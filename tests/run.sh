@@ -7,6 +7,8 @@ set -u
 
 build=${KH_BUILD:-build}
 export KH_BUILD="$build" KH_TEST_DATA="${KH_TEST_DATA:-tests}"
+# Unit tests load backend modules from the build, not from BACKENDDIR.
+export KH_TEST_BACKEND_DIR="${KH_TEST_BACKEND_DIR:-$(cd "$build" && pwd)/backends}"
 log_dir=$(mktemp -d "${TMPDIR:-/tmp}/keyhole-tests.XXXXXX")
 passed=0
 failed=0

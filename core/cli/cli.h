@@ -39,6 +39,10 @@ enum kh_exit {
 #define KH_CLIENT_MAX_RESPONSE (64 * 1024)
 
 int kh_cmd_keygen(int argc, char **argv);
+/* keyhole keygen --federation, which kh_cmd_keygen hands over to. */
+int kh_cmd_keygen_federation(int argc, char **argv);
+int kh_cmd_oidc(int argc, char **argv);
+int kh_cmd_backend(int argc, char **argv);
 int kh_cmd_request(int argc, char **argv);
 int kh_cmd_revoke(int argc, char **argv);
 int kh_cmd_exec(int argc, char **argv);

@@ -15,6 +15,7 @@
 
 static const char keygen_help[] =
 	"Usage: keyhole keygen --dir DIR\n"
+	"       keyhole keygen --federation [OPTIONS]\n"
 	"\n"
 	"Creates the permit and audit signing keys in DIR:\n"
 	"  permit.jwk, permit.pub.jwk  signs and checks permits\n"
@@ -27,7 +28,10 @@ static const char keygen_help[] =
 	"\n"
 	"Options:\n"
 	"  --dir DIR   directory for the four key files\n"
-	"  -h, --help  show this help\n";
+	"  -h, --help  show this help\n"
+	"\n"
+	"'keyhole keygen --federation --help' describes the broker's OIDC\n"
+	"federation key.\n";
 
 /* File paths of one key pair. */
 struct key_paths {
@@ -179,6 +183,10 @@ int kh_cmd_keygen(int argc, char **argv)
 	const char *dir;
 	int rc;
 
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--federation") == 0)
+			return kh_cmd_keygen_federation(argc, argv);
+	}
 	rc = parse_keygen(argc, argv, &dir);
 	if (rc != KH_EXIT_OK)
 		return rc == KH_CLI_HELP_SHOWN ? KH_EXIT_OK : rc;

@@ -19,6 +19,10 @@ static const struct command commands[] = {
 	{ "status", "check that the broker is ready", kh_cmd_status },
 	{ "revoke", "revoke a permit by its jti", kh_cmd_revoke },
 	{ "audit", "verify, show or replay the audit log", kh_cmd_audit },
+	{ "oidc", "export the OIDC documents for the federation key",
+	  kh_cmd_oidc },
+	{ "backend", "list, test or describe the configured backends",
+	  kh_cmd_backend },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

@@ -1,6 +1,6 @@
 /*
- * The file backend and the backend registry: configuration checks on
- * the store directory, listing, fetching into secure memory, and the
+ * The file backend module, loaded from the build: configuration checks
+ * on the store directory, listing, fetching into secure memory, and the
  * names and file types a fetch must reject.
  */
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend_dir.h"
 #include "harness.h"
 #include "keyhole/backend.h"
 
@@ -63,7 +64,8 @@ static struct kh_backend *open_store_at(const char *dir)
 	struct kh_backend *backend = NULL;
 	struct kh_err err = { "" };
 	json_t *conf = json_pack("{s:s, s:s}", "type", "file", "dir", dir);
-	int r = kh_backend_open("local", conf, "/", &backend, &err);
+	int r = kh_backend_open("local", conf, "/", kh_test_backend_env(),
+				    &backend, &err);
 
 	if (r != 0)
 		kh_test_fail(__FILE__, __LINE__, "open: %d %s", r, err.msg);
@@ -76,12 +78,19 @@ static struct kh_backend *open_store(void)
 	return open_store_at(store);
 }
 
-static void test_find_types(void)
+/* The module declares its type and has no static credential. */
+static void test_module_type(void)
 {
-	CHECK(kh_backend_find("file") == &kh_backend_file);
-	CHECK(kh_backend_find("vault") == NULL);
-	CHECK(kh_backend_find("") == NULL);
-	CHECK(kh_backend_find(NULL) == NULL);
+	struct kh_backend *backend;
+
+	make_store();
+	backend = open_store();
+	if (backend) {
+		CHECK_STR(kh_backend_type(backend), "file");
+		CHECK(!kh_backend_is_static(backend));
+	}
+	kh_backend_close(backend);
+	remove_store();
 }
 
 static void test_backend_names(void)
@@ -124,8 +133,8 @@ static void test_open_rejects(void)
 	} cases[] = {
 		{ "local", "{\"dir\":\"@\"}", -EINVAL, "$.type" },
 		{ "local", "{\"type\":7,\"dir\":\"@\"}", -EINVAL, "$.type" },
-		{ "local", "{\"type\":\"vault\"}", -EINVAL,
-		  "unknown backend type \"vault\"; known types: file" },
+		{ "local", "{\"type\":\"nosuch\"}", -ENOENT,
+		  "no module for backend type \"nosuch\"" },
 		{ "bad name", "{\"type\":\"file\"}", -EINVAL,
 		  "backend name \"bad name\" is invalid" },
 		{ "local", "[]", -EINVAL, "expected a JSON object" },
@@ -160,7 +169,8 @@ static void test_open_rejects(void)
 			(void)snprintf(text, sizeof(text), "%s", cases[i].conf);
 		conf = json_loads(text, 0, NULL);
 		CHECK(conf != NULL);
-		r = kh_backend_open(cases[i].name, conf, "/", &backend, &err);
+		r = kh_backend_open(cases[i].name, conf, "/",
+				    kh_test_backend_env(), &backend, &err);
 		if (r != cases[i].expected || backend != NULL ||
 		    !strstr(err.msg, cases[i].message))
 			kh_test_fail(__FILE__, __LINE__, "case %zu: r=%d "
@@ -195,7 +205,8 @@ static void test_open_rejects_loose_dir(void)
 		CHECK_INT(chmod(store, cases[i].mode), 0);
 		CHECK_INT(chown(store, cases[i].owner, (gid_t)-1), 0);
 		conf = json_pack("{s:s, s:s}", "type", "file", "dir", store);
-		r = kh_backend_open("local", conf, "/", &backend, &err);
+		r = kh_backend_open("local", conf, "/", kh_test_backend_env(),
+				    &backend, &err);
 		if (r != -EPERM || !strstr(err.msg, cases[i].message))
 			kh_test_fail(__FILE__, __LINE__, "case %zu: r=%d "
 				     "err=\"%s\"",
@@ -219,10 +230,11 @@ static void test_relative_dir(void)
 	CHECK_INT(mkdir(store_path("credstore"), 0700), 0);
 	put_file("credstore/token", "abc");
 	conf = json_pack("{s:s, s:s}", "type", "file", "dir", "credstore");
-	r = kh_backend_open("local", conf, store, &backend, &err);
+	r = kh_backend_open("local", conf, store, kh_test_backend_env(),
+				    &backend, &err);
 	CHECK_INT(r, 0);
 	if (backend) {
-		r = backend->ops->fetch(backend->state, "token", NULL, &secret,
+		r = kh_backend_fetch(backend, "token", NULL, &secret,
 					&err);
 		CHECK_INT(r, 0);
 		CHECK(secret != NULL);
@@ -237,7 +249,10 @@ static void test_relative_dir(void)
 	remove_store();
 }
 
-/* list gives regular, non-hidden files only, sorted by name. */
+/*
+ * list gives regular, non-hidden files only, sorted by name. A name with
+ * '#' is left out, because "<name>#<field>" selects a JSON field.
+ */
 static void test_list_regular_files(void)
 {
 	struct kh_backend *backend;
@@ -252,13 +267,14 @@ static void test_list_regular_files(void)
 	put_file("mu", "3");
 	put_file("beta", "4");
 	put_file(".hidden", "5");
+	put_file("has#hash", "6");
 	CHECK_INT(mkdir(store_path("subdir"), 0700), 0);
 	CHECK_INT(symlink("alpha", store_path("link")), 0);
 	CHECK_INT(mkfifo(store_path("pipe"), 0600), 0);
 
 	backend = open_store();
 	if (backend) {
-		CHECK_INT(backend->ops->list(backend->state, &names, &err), 0);
+		CHECK_INT(kh_backend_list(backend, &names, &err), 0);
 		expected = json_pack("[s,s,s,s]", "alpha", "beta", "mu",
 				     "zeta");
 		CHECK(json_equal(names, expected));
@@ -288,7 +304,7 @@ static void test_fetch_contents(void)
 
 	backend = open_store();
 	if (backend) {
-		CHECK_INT(backend->ops->fetch(backend->state, "binary", &ctx,
+		CHECK_INT(kh_backend_fetch(backend, "binary", &ctx,
 					      &secret, &err), 0);
 		CHECK(secret != NULL);
 		if (secret) {
@@ -298,7 +314,7 @@ static void test_fetch_contents(void)
 		kh_secret_free(secret);
 		secret = NULL;
 
-		CHECK_INT(backend->ops->fetch(backend->state, "empty", &ctx,
+		CHECK_INT(kh_backend_fetch(backend, "empty", &ctx,
 					      &secret, &err), 0);
 		CHECK(secret != NULL);
 		if (secret) {
@@ -325,6 +341,8 @@ static void test_fetch_bad_names(void)
 		{ "sub/inner", -EINVAL },
 		{ "/etc/passwd", -EINVAL },
 		{ "missing", -ENOENT },
+		{ "#field", -EINVAL },
+		{ "name#", -EINVAL },
 	};
 	struct kh_backend *backend;
 
@@ -339,7 +357,7 @@ static void test_fetch_bad_names(void)
 	     i++) {
 		struct kh_secret *secret = (struct kh_secret *)1;
 		struct kh_err err = { "" };
-		int r = backend->ops->fetch(backend->state, cases[i].name,
+		int r = kh_backend_fetch(backend, cases[i].name,
 					    NULL, &secret, &err);
 
 		if (r != cases[i].expected || secret != NULL || !err.msg[0])
@@ -380,7 +398,7 @@ static void test_fetch_bad_files(void)
 	     i++) {
 		struct kh_secret *secret = NULL;
 		struct kh_err err = { "" };
-		int r = backend->ops->fetch(backend->state, cases[i].name,
+		int r = kh_backend_fetch(backend, cases[i].name,
 					    NULL, &secret, &err);
 
 		if (r != cases[i].expected || secret != NULL ||
@@ -404,7 +422,7 @@ static void test_fetch_max_size(void)
 	CHECK_INT(truncate(store_path("max"), KH_SECRET_MAX), 0);
 	backend = open_store();
 	if (backend) {
-		CHECK_INT(backend->ops->fetch(backend->state, "max", NULL,
+		CHECK_INT(kh_backend_fetch(backend, "max", NULL,
 					      &secret, &err), 0);
 		CHECK(secret != NULL);
 		if (secret)
@@ -420,14 +438,23 @@ static void test_health_check(void)
 {
 	struct kh_backend *backend;
 	struct kh_err err = { "" };
+	json_t *report = NULL;
 
 	make_store();
 	backend = open_store();
 	if (backend) {
-		CHECK_INT(backend->ops->test(backend->state, &err), 0);
+		CHECK_INT(kh_backend_test(backend, &report, &err), 0);
+		CHECK_INT(json_array_size(report), 1);
+		CHECK(strstr(json_string_value(json_object_get(
+			      json_array_get(report, 0), "result")), "ok") != NULL);
+		json_decref(report);
 		CHECK_INT(chmod(store, 0755), 0);
-		CHECK_INT(backend->ops->test(backend->state, &err), -EPERM);
+		CHECK_INT(kh_backend_test(backend, &report, &err), -EPERM);
 		CHECK(strstr(err.msg, "chmod 0700") != NULL);
+		CHECK_STR(json_string_value(json_object_get(
+				  json_array_get(report, 0), "result")),
+			  "failed");
+		json_decref(report);
 	}
 	kh_backend_close(backend);
 	remove_store();
@@ -461,7 +488,7 @@ static void test_secret_buffers(void)
 }
 
 static const struct kh_test_case cases[] = {
-	{ "find types", test_find_types },
+	{ "module type", test_module_type },
 	{ "backend names", test_backend_names },
 	{ "open rejects bad conf", test_open_rejects },
 	{ "open rejects loose dir", test_open_rejects_loose_dir },

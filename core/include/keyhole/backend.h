@@ -141,4 +141,29 @@ bool kh_backend_is_static(const struct kh_backend *backend);
  */
 json_t *kh_backend_describe(struct kh_backend *backend);
 
+/* Returns the backend's type, the module's "type". */
+const char *kh_backend_type(const struct kh_backend *backend);
+
+/*
+ * Tells the module that the permit jti expired or was revoked, so it
+ * can revoke leases taken for it. Does nothing for a module without
+ * permit_ended.
+ */
+void kh_backend_permit_ended(struct kh_backend *backend, const char *jti);
+
+/*
+ * Splits "<name>#<field>" at the first '#': base receives name, and
+ * *field points into secret at the field, or is NULL without '#'.
+ * Returns -EINVAL for an empty name or field, -ENAMETOOLONG when name
+ * does not fit in base_size.
+ */
+int kh_backend_split_field(const char *secret, char *base, size_t base_size,
+			   const char **field);
+
+/*
+ * Sets where the modules' host->debug lines go (the daemon's debug
+ * log). NULL, the default, drops them. Call before opening backends.
+ */
+void kh_backend_set_debug_log(void (*log)(const char *line));
+
 #endif

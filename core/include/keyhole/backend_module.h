@@ -53,6 +53,14 @@ struct kh_backend_host {
 	int (*http)(const struct kh_http_request *req,
 		    struct kh_http_response *resp, struct kh_err *err);
 	void (*http_response_clear)(struct kh_http_response *resp);
+	/*
+	 * kh_http_options_parse: reads the config's "ca_file",
+	 * "connect_timeout" and "timeout" members, so that every module
+	 * accepts them with the same rules.
+	 */
+	int (*http_options_parse)(const json_t *conf, const char *base_dir,
+				  struct kh_http_options *opts, char *ca_buf,
+				  size_t ca_size, struct kh_err *err);
 
 	/*
 	 * Signs a federation JWT for audience aud that serves the permit in

@@ -84,4 +84,14 @@ int kh_oidc_export(const char *issuer, const struct kh_fed_key *current,
 		   const char *dir, struct kh_err *err)
 	__attribute__((warn_unused_result));
 
+/*
+ * Records key as retired at now: writes its public JWK to
+ * retired_dir/<kid>.json as {"jwk": ..., "retired_at": now} (0644,
+ * O_EXCL), creating retired_dir (0755) when missing. kh_oidc_export
+ * keeps publishing it for the overlap period.
+ */
+int kh_fed_key_retire(const struct kh_fed_key *key, const char *retired_dir,
+		      int64_t now, struct kh_err *err)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -1,9 +1,11 @@
 /*
- * The file backend: each secret is a regular file in one root-only
- * directory, by default /etc/keyhole/credstore (the layout of systemd's
- * credstore). The directory is opened once at configure time and every
- * secret is opened relative to that fd, so renaming or replacing the
- * directory path later cannot redirect fetches.
+ * The file backend module (kh_backend_file.so): each secret is a regular
+ * file in one root-only directory, by default /etc/keyhole/credstore
+ * (the layout of systemd's credstore). The directory is opened once at
+ * configure time and every secret is opened relative to that fd, so
+ * renaming or replacing the directory path later cannot redirect
+ * fetches. Like every module, it reaches keyhole only through the host
+ * table it receives in configure.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,17 +17,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "keyhole/backend.h"
+#include "keyhole/backend_module.h"
 #include "keyhole/config.h"
 
 struct file_state {
+	const struct kh_backend_host *host;
 	int dirfd;
 	char dir[PATH_MAX];
 };
 
 /* Joins a relative path onto base_dir and copies an absolute one as is. */
-static int resolve_dir(const char *value, const char *base_dir, char *out,
-		       size_t size, struct kh_err *err)
+static int resolve_dir(const struct kh_backend_host *host, const char *value,
+		       const char *base_dir, char *out, size_t size,
+		       struct kh_err *err)
 {
 	int n;
 
@@ -34,29 +38,30 @@ static int resolve_dir(const char *value, const char *base_dir, char *out,
 	else
 		n = snprintf(out, size, "%s/%s", base_dir, value);
 	if (n < 0 || (size_t)n >= size) {
-		kh_err_set(err, "$.dir: path \"%s\" is too long", value);
+		host->err_set(err, "$.dir: path \"%s\" is too long", value);
 		return -ENAMETOOLONG;
 	}
 	return 0;
 }
 
 /* Reads {"type":"file","dir":...} and rejects every other key. */
-static int parse_conf(const json_t *conf, const char *base_dir, char *dir,
-		      size_t size, struct kh_err *err)
+static int parse_conf(const struct kh_backend_host *host, const json_t *conf,
+		      const char *base_dir, char *dir, size_t size,
+		      struct kh_err *err)
 {
 	const char *key;
 	const json_t *value;
 	const char *dir_value = KH_CREDSTORE_DEFAULT;
 
 	if (!json_is_object(conf)) {
-		kh_err_set(err, "$: expected a JSON object");
+		host->err_set(err, "$: expected a JSON object");
 		return -EINVAL;
 	}
 	json_object_foreach((json_t *)conf, key, value) {
 		if (strcmp(key, "type") == 0)
 			continue;
 		if (strcmp(key, "dir") != 0) {
-			kh_err_set(err, "$.%s: unknown key; the file backend "
+			host->err_set(err, "$.%s: unknown key; the file backend "
 					"takes only \"type\" and \"dir\"", key);
 			return -EINVAL;
 		}
@@ -64,13 +69,13 @@ static int parse_conf(const json_t *conf, const char *base_dir, char *dir,
 		    json_string_length(value) == 0 ||
 		    strlen(json_string_value(value)) !=
 			    json_string_length(value)) {
-			kh_err_set(err, "$.dir: expected a non-empty path "
+			host->err_set(err, "$.dir: expected a non-empty path "
 					"string");
 			return -EINVAL;
 		}
 		dir_value = json_string_value(value);
 	}
-	return resolve_dir(dir_value, base_dir, dir, size, err);
+	return resolve_dir(host, dir_value, base_dir, dir, size, err);
 }
 
 /*
@@ -78,7 +83,8 @@ static int parse_conf(const json_t *conf, const char *base_dir, char *dir,
  * to or read from: a writable store lets them plant secrets, a readable
  * one lets them read secrets without a permit.
  */
-static int check_dir_fd(int fd, const char *dir, struct kh_err *err)
+static int check_dir_fd(const struct kh_backend_host *host, int fd,
+			const char *dir, struct kh_err *err)
 {
 	struct stat st;
 	uid_t euid = geteuid();
@@ -86,17 +92,17 @@ static int check_dir_fd(int fd, const char *dir, struct kh_err *err)
 	if (fstat(fd, &st) < 0) {
 		int r = -errno;
 
-		kh_err_set(err, "$.dir: cannot stat %s: %s", dir, strerror(-r));
+		host->err_set(err, "$.dir: cannot stat %s: %s", dir, strerror(-r));
 		return r;
 	}
 	if (st.st_uid != 0 && st.st_uid != euid) {
-		kh_err_set(err, "$.dir: %s is owned by uid %u; run "
+		host->err_set(err, "$.dir: %s is owned by uid %u; run "
 				"\"chown root %s\"",
 			   dir, (unsigned)st.st_uid, dir);
 		return -EPERM;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		kh_err_set(err, "$.dir: %s has mode %04o, which lets group or "
+		host->err_set(err, "$.dir: %s has mode %04o, which lets group or "
 				"others in; run \"chmod 0700 %s\"",
 			   dir, (unsigned)(st.st_mode & 07777), dir);
 		return -EPERM;
@@ -104,7 +110,8 @@ static int check_dir_fd(int fd, const char *dir, struct kh_err *err)
 	return 0;
 }
 
-static int file_configure(const json_t *conf, const char *base_dir,
+static int file_configure(const struct kh_backend_host *host,
+			  const json_t *conf, const char *base_dir,
 			  void **state, struct kh_err *err)
 {
 	struct file_state *fs = NULL;
@@ -117,9 +124,10 @@ static int file_configure(const json_t *conf, const char *base_dir,
 	fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
+	fs->host = host;
 	fs->dirfd = -1;
 
-	r = parse_conf(conf, base_dir, fs->dir, sizeof(fs->dir), err);
+	r = parse_conf(host, conf, base_dir, fs->dir, sizeof(fs->dir), err);
 	if (r < 0)
 		goto out;
 
@@ -127,15 +135,15 @@ static int file_configure(const json_t *conf, const char *base_dir,
 	if (fs->dirfd < 0) {
 		r = -errno;
 		if (r == -ENOENT)
-			kh_err_set(err, "$.dir: %s does not exist; create it "
+			host->err_set(err, "$.dir: %s does not exist; create it "
 					"with \"install -d -m 0700 %s\"",
 				   fs->dir, fs->dir);
 		else
-			kh_err_set(err, "$.dir: cannot open directory %s: %s",
+			host->err_set(err, "$.dir: cannot open directory %s: %s",
 				   fs->dir, strerror(-r));
 		goto out;
 	}
-	r = check_dir_fd(fs->dirfd, fs->dir, err);
+	r = check_dir_fd(host, fs->dirfd, fs->dir, err);
 	if (r < 0)
 		goto out;
 
@@ -186,6 +194,7 @@ out:
 static int open_listing(const struct file_state *fs, DIR **out,
 			struct kh_err *err)
 {
+	const struct kh_backend_host *host = fs->host;
 	int fd;
 	int r;
 
@@ -193,14 +202,14 @@ static int open_listing(const struct file_state *fs, DIR **out,
 	fd = openat(fs->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
-		kh_err_set(err, "cannot list %s: %s", fs->dir, strerror(-r));
+		host->err_set(err, "cannot list %s: %s", fs->dir, strerror(-r));
 		return r;
 	}
 	*out = fdopendir(fd);
 	if (!*out) {
 		r = -errno;
 		close(fd);
-		kh_err_set(err, "cannot list %s: %s", fs->dir, strerror(-r));
+		host->err_set(err, "cannot list %s: %s", fs->dir, strerror(-r));
 		return r;
 	}
 	return 0;
@@ -235,7 +244,8 @@ static int file_list(void *state, json_t **names, struct kh_err *err)
 		entry = readdir(d);
 		if (!entry)
 			break;
-		if (entry->d_name[0] == '.')
+		/* A '#' would read as "<name>#<field>", so such files are hidden. */
+		if (entry->d_name[0] == '.' || strchr(entry->d_name, '#'))
 			continue;
 		if (fstatat(fs->dirfd, entry->d_name, &st,
 			    AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
@@ -248,8 +258,8 @@ static int file_list(void *state, json_t **names, struct kh_err *err)
 	}
 	if (errno) {
 		r = -errno;
-		kh_err_set(err, "cannot read directory %s: %s", fs->dir,
-			   strerror(-r));
+		fs->host->err_set(err, "cannot read directory %s: %s",
+				  fs->dir, strerror(-r));
 		goto out;
 	}
 	r = sort_names(&array);
@@ -265,17 +275,18 @@ out:
 }
 
 /* A secret name must be one path component, so it cannot leave the dir. */
-static int check_name(const char *name, struct kh_err *err)
+static int check_name(const struct kh_backend_host *host, const char *name,
+		      struct kh_err *err)
 {
 	if (!name || name[0] == '\0' || strchr(name, '/') ||
 	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-		kh_err_set(err, "secret name \"%s\" is invalid; use a single "
+		host->err_set(err, "secret name \"%s\" is invalid; use a single "
 				"file name without '/'",
 			   name ? name : "(null)");
 		return -EINVAL;
 	}
 	if (strlen(name) > NAME_MAX) {
-		kh_err_set(err, "secret name is longer than %d bytes",
+		host->err_set(err, "secret name is longer than %d bytes",
 			   NAME_MAX);
 		return -ENAMETOOLONG;
 	}
@@ -289,6 +300,7 @@ static int check_name(const char *name, struct kh_err *err)
 static int open_secret(const struct file_state *fs, const char *name,
 		       struct stat *st, struct kh_err *err)
 {
+	const struct kh_backend_host *host = fs->host;
 	int fd;
 	int r;
 
@@ -298,26 +310,26 @@ static int open_secret(const struct file_state *fs, const char *name,
 	if (fd < 0) {
 		r = -errno;
 		if (r == -ENOENT)
-			kh_err_set(err, "secret \"%s\" not found in %s", name,
-				   fs->dir);
+			host->err_set(err, "%s: secret \"%s\" is not in %s",
+				      "not found", name, fs->dir);
 		else if (r == -ELOOP)
-			kh_err_set(err, "secret \"%s\" in %s is a symbolic "
+			host->err_set(err, "secret \"%s\" in %s is a symbolic "
 					"link; replace it with a regular file",
 				   name, fs->dir);
 		else
-			kh_err_set(err, "cannot open secret \"%s\" in %s: %s",
+			host->err_set(err, "cannot open secret \"%s\" in %s: %s",
 				   name, fs->dir, strerror(-r));
 		return r;
 	}
 	if (fstat(fd, st) < 0) {
 		r = -errno;
-		kh_err_set(err, "cannot stat secret \"%s\" in %s: %s", name,
+		host->err_set(err, "cannot stat secret \"%s\" in %s: %s", name,
 			   fs->dir, strerror(-r));
 		close(fd);
 		return r;
 	}
 	if (!S_ISREG(st->st_mode)) {
-		kh_err_set(err, "secret \"%s\" in %s is not a regular file",
+		host->err_set(err, "secret \"%s\" in %s is not a regular file",
 			   name, fs->dir);
 		close(fd);
 		return -EINVAL;
@@ -349,6 +361,7 @@ static int file_fetch(void *state, const char *name,
 		      struct kh_err *err)
 {
 	struct file_state *fs = state;
+	const struct kh_backend_host *host;
 	struct kh_secret *secret = NULL;
 	struct stat st;
 	int fd = -1;
@@ -358,8 +371,9 @@ static int file_fetch(void *state, const char *name,
 	if (!fs || !out)
 		return -EINVAL;
 	*out = NULL;
+	host = fs->host;
 
-	r = check_name(name, err);
+	r = check_name(host, name, err);
 	if (r < 0)
 		return r;
 	fd = open_secret(fs, name, &st, err);
@@ -367,27 +381,28 @@ static int file_fetch(void *state, const char *name,
 		return fd;
 
 	if (st.st_size > KH_SECRET_MAX) {
-		kh_err_set(err, "secret \"%s\" in %s is %lld bytes, above the "
-				"limit of %d bytes",
-			   name, fs->dir, (long long)st.st_size, KH_SECRET_MAX);
+		host->err_set(err, "secret \"%s\" in %s is %lld bytes, above "
+				   "the limit of %d bytes",
+			      name, fs->dir, (long long)st.st_size,
+			      KH_SECRET_MAX);
 		r = -EFBIG;
 		goto out;
 	}
-	r = kh_secret_new((size_t)st.st_size, &secret);
+	r = host->secret_new((size_t)st.st_size, &secret);
 	if (r < 0)
 		goto out;
 
 	/* Read with pread into sodium_malloc memory: no stdio buffer copy. */
 	r = read_exact(fd, secret->data, secret->len);
 	if (r == -EAGAIN) {
-		kh_err_set(err, "secret \"%s\" in %s shrank while being read; "
-				"retry once it is fully written",
-			   name, fs->dir);
+		host->err_set(err, "secret \"%s\" in %s shrank while being "
+				   "read; retry once it is fully written",
+			      name, fs->dir);
 		goto out;
 	}
 	if (r < 0) {
-		kh_err_set(err, "cannot read secret \"%s\" in %s: %s", name,
-			   fs->dir, strerror(-r));
+		host->err_set(err, "cannot read secret \"%s\" in %s: %s", name,
+			      fs->dir, strerror(-r));
 		goto out;
 	}
 	/* Advice only: the kernel may keep the pages cached regardless. */
@@ -396,30 +411,49 @@ static int file_fetch(void *state, const char *name,
 	*out = secret;
 	secret = NULL;
 out:
-	kh_secret_free(secret);
+	host->secret_free(secret);
 	close(fd);
 	return r;
 }
 
+/* Appends one {"check", "result"} step to a test report. */
+static int add_step(json_t *report, const char *check, const char *result)
+{
+	return json_array_append_new(report, json_pack("{s:s, s:s}", "check",
+						       check, "result",
+						       result)) < 0 ?
+		       -ENOMEM :
+		       0;
+}
+
 /* The file backend has no remote side: this rechecks the directory. */
-static int file_test(void *state, struct kh_err *err)
+static int file_test(void *state, json_t *report, struct kh_err *err)
 {
 	struct file_state *fs = state;
 	int fd;
 	int r;
 
-	if (!fs)
+	if (!fs || !report)
 		return -EINVAL;
 	fd = openat(fs->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
-		kh_err_set(err, "cannot read directory %s: %s", fs->dir,
-			   strerror(-r));
+		fs->host->err_set(err, "cannot read directory %s: %s",
+				  fs->dir, strerror(-r));
+		(void)add_step(report, "store directory is readable",
+			       "failed");
 		return r;
 	}
-	r = check_dir_fd(fd, fs->dir, err);
+	r = check_dir_fd(fs->host, fd, fs->dir, err);
 	close(fd);
-	return r;
+	if (r < 0) {
+		(void)add_step(report, "store directory owner and mode",
+			       "failed");
+		return r;
+	}
+	return add_step(report, "store directory owner and mode",
+			"ok: owned by root or keyholed, mode 0700 or "
+			"stricter");
 }
 
 static void file_teardown(void *state)
@@ -433,8 +467,10 @@ static void file_teardown(void *state)
 	free(fs);
 }
 
-const struct kh_backend_ops kh_backend_file = {
+const struct kh_backend_module kh_backend_module = {
+	.abi_version = KH_BACKEND_ABI_VERSION,
 	.type = "file",
+	.flags = 0,
 	.configure = file_configure,
 	.list = file_list,
 	.fetch = file_fetch,
