@@ -4,6 +4,9 @@
 #                   modules and pam_keyhole.so
 #   make check      run every test (SANITIZE=1 for ASan and UBSan)
 #   make demo       run the end-to-end demo in a temporary directory
+#   make demo-federation
+#                   run the AWS and Vault federation demo against
+#                   loopback mocks of those services
 #   make install    honours DESTDIR, PREFIX, SYSCONFDIR, LIBDIR
 #   make deps       install missing Debian build and test packages
 
@@ -85,7 +88,7 @@ else
 PAM_LIBKEYHOLE := $(LIBKEYHOLE)
 endif
 
-.PHONY: all check demo install clean deps bench unit
+.PHONY: all check demo demo-federation install clean deps bench unit
 # Keep objects that pattern chains build, so a rebuild is incremental.
 .SECONDARY:
 all: $(KEYHOLE) $(KEYHOLED) $(MODULES) $(if $(PAM_SRC),$(PAM_MODULE))
@@ -187,6 +190,10 @@ check: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@KH_BUILD=$(BUILD) sh tests/demo.sh
+
+demo-federation: deps
+	@$(MAKE) --no-print-directory all
+	@KH_BUILD=$(BUILD) sh tests/demo_federation.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)

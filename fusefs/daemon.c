@@ -264,7 +264,12 @@ static void stop_ended(struct kd_daemon *d)
 	d->ended = NULL;
 }
 
-static void queue_ended(struct kd_daemon *d, const char *jti)
+/*
+ * Queues jti for the backends' permit_ended. Takes only the queue's own
+ * lock, so callers may hold d->lock. The module calls run later, on the
+ * clean-up thread.
+ */
+void kd_daemon_queue_ended(struct kd_daemon *d, const char *jti)
 {
 	struct kd_ended *ended = d->ended;
 
@@ -548,7 +553,9 @@ void kd_daemon_retire_permit_locked(struct kd_daemon *d, uid_t uid,
 /*
  * Removes an expired permit's file and queues its jti for the backends'
  * permit_ended, so that leases taken for it (Vault dynamic secrets) are
- * revoked. A revoked permit reaches this too, once it expires.
+ * revoked. A revoked permit was queued at revocation and is queued again
+ * here, which catches a lease from a fetch that was still running when
+ * the permit was revoked.
  */
 static void retire_expired(const char *jti,
 			   const struct kd_issued_entry *entry, void *ctx)
@@ -556,7 +563,7 @@ static void retire_expired(const char *jti,
 	struct kd_daemon *d = ctx;
 
 	kd_daemon_retire_permit_locked(d, entry->uid, jti, "expired");
-	queue_ended(d, jti);
+	kd_daemon_queue_ended(d, jti);
 }
 
 /*

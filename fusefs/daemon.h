@@ -89,6 +89,7 @@ int kd_daemon_load_fed_key(const struct kh_config *config,
 int kd_daemon_load_key(const char *config_key, const char *path,
 		       struct kh_key **out, struct kh_err *err);
 void kd_daemon_prune_locked(struct kd_daemon *d, int64_t now);
+void kd_daemon_queue_ended(struct kd_daemon *d, const char *jti);
 void kd_daemon_retire_permit_locked(struct kd_daemon *d, uid_t uid,
 				    const char *jti, const char *why);
 int kd_daemon_check_scope(const struct kh_config *config,

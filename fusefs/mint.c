@@ -406,6 +406,7 @@ json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 	kd_log(LOG_NOTICE, "permit revoked: jti=%s uid=%u by uid=%u seq=%llu",
 	       jti, (unsigned int)entry.uid, (unsigned int)peer->uid,
 	       (unsigned long long)seq);
+	kd_daemon_queue_ended(d, jti);
 	reply = json_pack("{s:b, s:s, s:I}", "ok", 1, "jti", jti, "seq",
 			  (json_int_t)seq);
 out:

@@ -33,7 +33,8 @@ struct conf_key {
 static inline bool conf_is_http_key(const char *key)
 {
 	return strcmp(key, "ca_file") == 0 || strcmp(key, "timeout") == 0 ||
-	       strcmp(key, "connect_timeout") == 0;
+	       strcmp(key, "connect_timeout") == 0 ||
+	       strcmp(key, "proxy") == 0;
 }
 
 static inline const char *conf_type_name(json_type type)

@@ -248,6 +248,18 @@ static CURLcode set_common(CURL *curl, struct call *call)
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (opts && opts->ca_file)
 		SET(CURLOPT_CAINFO, opts->ca_file);
+	/*
+	 * An empty CURLOPT_PROXY and CURLOPT_NOPROXY make curl ignore the
+	 * daemon's proxy environment: only the backend config picks a
+	 * proxy. IMDS, the one plain-HTTP peer, is link-local and must never
+	 * be reached through a proxy, which would return the proxy host's
+	 * own instance credentials.
+	 */
+	SET(CURLOPT_PROXY, opts && opts->proxy && !req->allow_plain_http ?
+				   opts->proxy : "");
+	SET(CURLOPT_NOPROXY, "");
+	if (opts && opts->proxy && opts->ca_file)
+		SET(CURLOPT_PROXY_CAINFO, opts->ca_file);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_USERAGENT, "keyhole/" KH_VERSION);
 	SET(CURLOPT_HTTPHEADER, call->headers);
@@ -588,6 +600,67 @@ static int parse_ca_file(const json_t *conf, const char *base_dir,
 	return 1;
 }
 
+/* Returns true when part of url is set (curl reports it as present). */
+static bool url_has(CURLU *url, CURLUPart part)
+{
+	char *value = NULL;
+	bool present = curl_url_get(url, part, &value, 0) == CURLUE_OK &&
+		       value && value[0];
+
+	curl_free(value);
+	return present;
+}
+
+/*
+ * Checks an http:// or https:// proxy URL with curl's own parser, so
+ * that keyhole and curl read the same URL. User names and passwords are
+ * rejected because keyhole.json holds no credentials.
+ */
+static bool proxy_url_ok(const char *text)
+{
+	CURLU *url = curl_url();
+	char *scheme = NULL;
+	char *path = NULL;
+	bool ok;
+
+	if (!url)
+		return false;
+	ok = curl_url_set(url, CURLUPART_URL, text, 0) == CURLUE_OK &&
+	     curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	     (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
+	     url_has(url, CURLUPART_HOST) && !url_has(url, CURLUPART_USER) &&
+	     !url_has(url, CURLUPART_PASSWORD) &&
+	     !url_has(url, CURLUPART_QUERY) &&
+	     !url_has(url, CURLUPART_FRAGMENT) &&
+	     curl_url_get(url, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
+	     strcmp(path, "/") == 0;
+	curl_free(scheme);
+	curl_free(path);
+	curl_url_cleanup(url);
+	return ok;
+}
+
+static int parse_proxy(const json_t *conf, const char **proxy,
+		       struct kh_err *err)
+{
+	const json_t *value = json_object_get(conf, "proxy");
+	const char *text;
+
+	if (!value)
+		return 0;
+	text = json_string_value(value);
+	if (!text || strlen(text) != json_string_length(value) ||
+	    strlen(text) > 1024 || strpbrk(text, " \t\r\n") ||
+	    !proxy_url_ok(text)) {
+		kh_err_set(err, "$.proxy: expected an http:// or https:// "
+				"proxy URL such as \"http://proxy.example:3128\", "
+				"without user name, password, path or query");
+		return -EINVAL;
+	}
+	*proxy = text;
+	return 0;
+}
+
 int kh_http_options_parse(const json_t *conf, const char *base_dir,
 			  struct kh_http_options *opts, char *ca_buf,
 			  size_t ca_size, struct kh_err *err)
@@ -607,5 +680,7 @@ int kh_http_options_parse(const json_t *conf, const char *base_dir,
 			  err);
 	if (r == 0)
 		r = parse_timeout(conf, "timeout", &opts->total_timeout_ms, err);
+	if (r == 0)
+		r = parse_proxy(conf, &opts->proxy, err);
 	return r;
 }

@@ -5,7 +5,7 @@
 # subject, and the namespace header. The agent reads KV v2 and KV v1
 # secrets with an unchanged cat, and the login token is dead right
 # after each fetch. A dynamic secret's lease lives until its permit
-# expires.
+# expires or is revoked.
 set -u
 KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)
 . "$KH_ROOT/tests/lib.sh"
@@ -55,6 +55,7 @@ fed_add_backend vault_aud "$(vault_backend '"namespace": "team-a", "audience": "
 kh_write_policy \
 	"$(fed_rule read-vault vault.read '"vault/db", "vault/db_password", "vault/api"')" \
 	"$(fed_rule read-dynamic vault.dynamic '"vault/dbcreds"' 2)" \
+	"$(fed_rule read-dynamic-long vault.dynamic_long '"vault/dbcreds"')" \
 	"$(fed_rule read-nons vault.nons '"vault_nons/db_password"')" \
 	"$(fed_rule read-aud vault.aud '"vault_aud/db_password"')"
 kh_start || kh_abort setup "keyholed did not start"
@@ -138,6 +139,28 @@ check_contains wrong_audience_logged "$(cat "$KH_LOG")" \
 check_equal backend_test_status "$?" 0
 check_contains backend_test_lookup "$(cat "$out/test.out")" "token lookup-self"
 check_equal backend_test_token_revoked "$(live_tokens)" 1
+
+# Revocation ends a dynamic lease at once, long before the permit's exp.
+permit=$(kh_request_tool vault.dynamic_long) ||
+	kh_abort permit "no permit for vault.dynamic_long"
+jti=$(basename "$permit")
+exp=$(kh_json claim "$permit" exp)
+creds=$(fed_read "$permit" "$KH_MOUNT/vault/dbcreds")
+check_contains revoked_dynamic_creds_read "$creds" '"username":"v-jwt-readonly-'
+lease=$(tail -n 1 "$KH_TMP/vault-audit.jsonl" | "$KH_PYTHON" -I -c \
+	'import json,sys; print(json.load(sys.stdin).get("lease_id", ""))')
+check revoked_dynamic_lease_alive lease_alive "$lease"
+as_agent "$KEYHOLE" revoke --socket "$KH_SOCKET" "$jti" >"$out/revoke.out" 2>&1
+check_equal revoke_dynamic_permit "$?" 0
+if kh_wait_until 100 lease_gone "$lease"; then
+	pass dynamic_lease_revoked_at_revoke
+else
+	fail dynamic_lease_revoked_at_revoke "lease $lease alive 10 s after keyhole revoke"
+fi
+[ "$(date +%s)" -lt "$exp" ] && pass revoked_before_exp ||
+	fail revoked_before_exp "the permit expired before the check; its exp is $exp"
+check_equal revoke_lease_request_sent \
+	"$(fed_mock_count "$vault_url" "PUT /v1/sys/leases/revoke")" 2
 
 fed_no_leak log_has_no_secret "$password" "$api_token" "hvs." "$root_token"
 kh_check_daemon_log daemon_log_clean

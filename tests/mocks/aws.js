@@ -230,7 +230,8 @@ async function checkWebIdentity(form, role, record) {
 	if (role.subject && payload.sub !== role.subject)
 		throw stsFail('AccessDenied', `Not authorized for sub ${payload.sub}`);
 	Object.assign(record, { kid: header.kid, alg: header.alg,
-		sub: payload.sub, permit_jti: payload.permit_jti });
+		iss: payload.iss, sub: payload.sub, aud: payload.aud,
+		permit_jti: payload.permit_jti });
 }
 
 function ambientKeys(keyId) {

@@ -132,7 +132,8 @@ async function login(req, res, body, mount) {
 
 	const ttl = role.token_ttl || 300;
 	const [token, entry] = newToken(params.role, ttl);
-	audit({ type: 'login', role: params.role, sub: payload.sub,
+	audit({ type: 'login', role: params.role, iss: payload.iss,
+		sub: payload.sub, aud: payload.aud,
 		permit_jti: payload.permit_jti || null, accessor: entry.accessor });
 	common.sendJson(res, 200, {
 		request_id: crypto.randomUUID(), lease_id: '', renewable: false,

@@ -54,6 +54,17 @@ static void test_options_parse(void)
 		{ "{\"connect_timeout\":\"5\"}", -EINVAL, "$.connect_timeout" },
 		{ "{\"ca_file\":\"\"}", -EINVAL, "$.ca_file" },
 		{ "{\"ca_file\":7}", -EINVAL, "$.ca_file" },
+		{ "{\"proxy\":7}", -EINVAL, "$.proxy: expected an http://" },
+		{ "{\"proxy\":\"\"}", -EINVAL, "$.proxy" },
+		{ "{\"proxy\":\"socks5://127.0.0.1:1080\"}", -EINVAL, "$.proxy" },
+		{ "{\"proxy\":\"http://user:pw@proxy.test:3128\"}", -EINVAL,
+		  "without user name, password" },
+		{ "{\"proxy\":\"http://proxy.test:3128/path\"}", -EINVAL,
+		  "$.proxy" },
+		{ "{\"proxy\":\"http://proxy.test:3128/?a=b\"}", -EINVAL,
+		  "$.proxy" },
+		{ "{\"proxy\":\"http://proxy.test :3128\"}", -EINVAL, "$.proxy" },
+		{ "{\"proxy\":\"proxy.test:3128\"}", -EINVAL, "$.proxy" },
 	};
 	struct kh_http_options opts;
 	struct kh_err err = { "" };
@@ -73,7 +84,14 @@ static void test_options_parse(void)
 	CHECK_INT(kh_http_options_parse(conf, "/x", &opts, ca, sizeof(ca),
 					&err), 0);
 	CHECK(opts.ca_file == NULL);
+	CHECK(opts.proxy == NULL);
 	CHECK_INT(opts.total_timeout_ms, 0);
+	json_decref(conf);
+
+	conf = json_pack("{s:s}", "proxy", "https://proxy.test:3128/");
+	CHECK_INT(kh_http_options_parse(conf, "/x", &opts, ca, sizeof(ca),
+					&err), 0);
+	CHECK_STR(opts.proxy, "https://proxy.test:3128/");
 	json_decref(conf);
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -162,6 +180,7 @@ struct call {
 	const char *aws_sigv4;
 	const char *aws_keypair;
 	long total_timeout_ms;
+	const char *proxy;
 	int64_t deadline;
 	bool retry;
 	bool system_ca;           /* leave ca_file unset */
@@ -173,6 +192,7 @@ static int run(const struct call *c, struct kh_http_response *resp,
 	struct kh_http_options opts = {
 		.ca_file = c->system_ca ? NULL : ca_file,
 		.total_timeout_ms = c->total_timeout_ms,
+		.proxy = c->proxy,
 	};
 	char url[256];
 	struct kh_http_request req = {
@@ -267,6 +287,39 @@ static void test_ok(void)
 		CHECK_INT(resp.body->len, 11);
 	}
 	kh_http_response_clear(&resp);
+}
+
+/*
+ * Proxy variables in keyholed's environment are ignored: each one points
+ * at a closed loopback port, and the request still reaches the mock. A
+ * proxy set in the options is used, so the same closed port fails it.
+ */
+static void test_proxy_environment_ignored(void)
+{
+	static const char *const names[] = {
+		"http_proxy", "https_proxy", "HTTPS_PROXY", "ALL_PROXY",
+		"all_proxy",
+	};
+	struct call c = { .method = "GET", .path = "/ok" };
+	struct kh_http_response resp;
+	struct kh_err err = { "" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		CHECK_INT(setenv(names[i], "http://127.0.0.1:1", 1), 0);
+	CHECK_INT(setenv("NO_PROXY", "", 1), 0);
+	reset_mock();
+	CHECK_INT(run(&c, &resp, &err), 0);
+	CHECK_INT(resp.status, 200);
+	kh_http_response_clear(&resp);
+
+	c.proxy = "http://127.0.0.1:1";
+	CHECK_INT(run(&c, &resp, &err), KH_FETCH_UNREACHABLE);
+	if (!strstr(err.msg, "unreachable: GET https://127.0.0.1:"))
+		kh_test_fail(__FILE__, __LINE__, "err \"%s\"", err.msg);
+	kh_http_response_clear(&resp);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		CHECK_INT(unsetenv(names[i]), 0);
+	CHECK_INT(unsetenv("NO_PROXY"), 0);
 }
 
 /* A 401, 403 or 404 is returned as is, for the caller to map. */
@@ -509,6 +562,7 @@ static const struct kh_test_case mock_cases[] = {
 	{ "tls checks", test_tls_checks },
 	{ "request contents", test_request_contents },
 	{ "sigv4 signed", test_sigv4_signed },
+	{ "proxy environment ignored", test_proxy_environment_ignored },
 };
 
 int main(void)

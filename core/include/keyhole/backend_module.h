@@ -55,8 +55,8 @@ struct kh_backend_host {
 	void (*http_response_clear)(struct kh_http_response *resp);
 	/*
 	 * kh_http_options_parse: reads the config's "ca_file",
-	 * "connect_timeout" and "timeout" members, so that every module
-	 * accepts them with the same rules.
+	 * "connect_timeout", "timeout" and "proxy" members, so that every
+	 * module accepts them with the same rules.
 	 */
 	int (*http_options_parse)(const json_t *conf, const char *base_dir,
 				  struct kh_http_options *opts, char *ca_buf,

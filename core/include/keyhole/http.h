@@ -30,6 +30,13 @@ struct kh_http_options {
 	const char *ca_file;      /* NULL: the system CA store */
 	long connect_timeout_ms;  /* 0: KH_HTTP_CONNECT_TIMEOUT_MS */
 	long total_timeout_ms;    /* per attempt; 0: KH_HTTP_TOTAL_TIMEOUT_MS */
+	/*
+	 * http:// or https:// proxy URL, or NULL for direct connections.
+	 * The proxy environment variables (http_proxy, HTTPS_PROXY,
+	 * ALL_PROXY, NO_PROXY) are ignored either way, and plain-HTTP
+	 * requests (IMDS) never go through a proxy.
+	 */
+	const char *proxy;
 };
 
 struct kh_http_request {
@@ -84,8 +91,10 @@ int kh_http_status_error(long status);
 
 /*
  * Parses a backend config's "ca_file", "connect_timeout" and "timeout"
- * members (seconds, 1 to 60), if present, into opts. ca_file is
- * resolved against base_dir into ca_buf.
+ * members (seconds, 1 to 60) and "proxy" (an http:// or https:// URL
+ * without user name, password, path or query), if present, into opts.
+ * ca_file is resolved against base_dir into ca_buf; opts->proxy points
+ * into conf and stays valid as long as conf does.
  */
 int kh_http_options_parse(const json_t *conf, const char *base_dir,
 			  struct kh_http_options *opts, char *ca_buf,
