@@ -140,6 +140,12 @@ $(BUILD)/tests/support/%: tests/support/%.c $(FLAGS_STAMP)
 	$(CC) $(NOSAN_CFLAGS) $(filter-out $(SANFLAGS),$(KH_LDFLAGS)) \
 	    -o $@ $< $(shell pkg-config --libs libseccomp)
 
+# The one helper that is a PAM application (tests/integration/pam_module.sh).
+$(BUILD)/tests/support/pam_session: tests/support/pam_session.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(NOSAN_CFLAGS) $(filter-out $(SANFLAGS),$(KH_LDFLAGS)) \
+	    -o $@ $< -lpam
+
 $(LIBKEYHOLE): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
@@ -206,8 +212,8 @@ install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/keyhole
 	install -m 0644 $(LIBKEYHOLE) $(DESTDIR)$(LIBDIR)/libkeyhole.a
 	install -d $(DESTDIR)$(BACKENDDIR) $(DESTDIR)$(PAMDIR)
-	install -m 0644 $(MODULES) $(DESTDIR)$(BACKENDDIR)/
-	install -m 0644 $(PAM_MODULE) $(DESTDIR)$(PAMDIR)/
+	$(if $(MODULES),install -m 0644 $(MODULES) $(DESTDIR)$(BACKENDDIR)/)
+	$(if $(PAM_SRC),install -m 0644 $(PAM_MODULE) $(DESTDIR)$(PAMDIR)/)
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/keyhole/confine.d
 	install -m 0644 core/include/keyhole/*.h $(DESTDIR)$(INCLUDEDIR)/keyhole/
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/keyhole
@@ -216,6 +222,9 @@ install: all
 	install -d -m 0755 $(DESTDIR)$(DATADIR)/doc/keyhole/examples
 	install -m 0644 packaging/keyhole.json packaging/policy.json \
 	    $(DESTDIR)$(DATADIR)/doc/keyhole/examples/
+	install -d -m 0755 $(DESTDIR)$(DATADIR)/doc/keyhole/examples/confine.d
+	install -m 0644 packaging/confine.d/*.json \
+	    $(DESTDIR)$(DATADIR)/doc/keyhole/examples/confine.d/
 	install -m 0644 README.md LICENSE docs/*.md $(DESTDIR)$(DATADIR)/doc/keyhole/
 
 clean:

@@ -201,6 +201,27 @@ static json_t *handle_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 			      json_string_value(reason));
 }
 
+/*
+ * session_open and session_close come from pam_keyhole.so, which runs
+ * as root. Anyone else is denied before the request is looked at.
+ */
+static json_t *handle_session(struct kd_daemon *d, const struct kd_peer *peer,
+			      const char *op, const json_t *req,
+			      struct kh_err *err)
+{
+	static const char *const open_keys[] = { "op", "uid", "service",
+						  "tty", NULL };
+	static const char *const close_keys[] = { "op", "session", NULL };
+	bool open = strcmp(op, "session_open") == 0;
+
+	if (peer->uid != 0)
+		return kd_session_deny(peer, op);
+	if (check_keys(req, open ? open_keys : close_keys, err) < 0)
+		return kd_reply_error("invalid", err->msg);
+	return open ? kd_session_open(d, peer, req) :
+		      kd_session_close(d, peer, req);
+}
+
 /* Parses one request line and returns its reply. */
 static json_t *dispatch(struct kd_daemon *d, const struct kd_peer *peer,
 			const char *line, size_t len)
@@ -215,19 +236,24 @@ static json_t *dispatch(struct kd_daemon *d, const struct kd_peer *peer,
 	op = json_string_value(json_object_get(req, "op"));
 	if (!json_is_object(req) || !op)
 		reply = kd_reply_error("invalid", "$.op: expected an object "
-				       "with \"op\" set to request, revoke or "
-				       "status");
+				       "with \"op\" set to request, revoke, "
+				       "status, session_open or "
+				       "session_close");
 	else if (strcmp(op, "request") == 0)
 		reply = handle_request(d, peer, req, &err);
 	else if (strcmp(op, "revoke") == 0)
 		reply = handle_revoke(d, peer, req, &err);
+	else if (strcmp(op, "session_open") == 0 ||
+		 strcmp(op, "session_close") == 0)
+		reply = handle_session(d, peer, op, req, &err);
 	else if (strcmp(op, "status") == 0)
 		reply = check_keys(req, status_keys, &err) < 0 ?
 				kd_reply_error("invalid", err.msg) :
 				kd_mint_status(d);
 	else
 		reply = kd_reply_error("invalid", "$.op: unknown op; use "
-				       "request, revoke or status");
+				       "request, revoke, status, session_open "
+				       "or session_close");
 	json_decref(req);
 	return reply;
 }

@@ -1,7 +1,8 @@
 /*
  * The daemon context: loading config, keys, policy, the DPR log and the
  * backends at start-up, policy reloads on SIGHUP, the DPR append that
- * every record goes through, and the removal of dead permit files.
+ * every record goes through, and the removal of dead permit files and
+ * of sessions whose leader exited.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -453,9 +454,9 @@ static void sweep_permit_files(struct kd_daemon *d)
 
 /*
  * Loads everything the daemon serves from: config, keys, policy, the
- * DPR log (replayed into a fresh ledger), backends and permits_dir.
- * Appends the "start" and "policy_load" records. On failure the caller
- * runs kd_daemon_unload.
+ * DPR log (replayed into a fresh ledger), backends, permits_dir and
+ * the sessions still open. Appends the "start" and "policy_load"
+ * records. On failure the caller runs kd_daemon_unload.
  */
 int kd_daemon_load(struct kd_daemon *d, const char *config_path,
 		   struct kh_err *err)
@@ -494,6 +495,13 @@ int kd_daemon_load(struct kd_daemon *d, const char *config_path,
 	r = kd_permits_dir_open(d->config->permits_dir, &d->permits, err);
 	if (r < 0)
 		return r;
+	r = kd_sessions_new(&d->sessions);
+	if (r < 0)
+		return r;
+	/* Ended sessions revoke permits, and the sweep removes their files. */
+	r = kd_session_restore(d, err);
+	if (r < 0)
+		return r;
 	sweep_permit_files(d);
 	return 0;
 }
@@ -524,6 +532,8 @@ void kd_daemon_unload(struct kd_daemon *d)
 	d->keyring.count = 0;
 	kd_issued_free(d->issued);
 	d->issued = NULL;
+	kd_sessions_free(d->sessions);
+	d->sessions = NULL;
 	kd_reasons_free(d->reasons);
 	d->reasons = NULL;
 	if (d->permits.fd >= 0)
@@ -567,7 +577,8 @@ static void retire_expired(const char *jti,
 }
 
 /*
- * Caller holds d->lock. At most every KD_PRUNE_INTERVAL seconds, drops
+ * Caller holds d->lock. At most every KD_PRUNE_INTERVAL seconds, ends
+ * the sessions whose leader exited (revoking their permits), drops
  * expired ledger entries and up to KD_PRUNE_BATCH expired permits from
  * the issued index, removing their files.
  */
@@ -578,6 +589,7 @@ void kd_daemon_prune_locked(struct kd_daemon *d, int64_t now)
 	if (now - d->last_prune < KD_PRUNE_INTERVAL)
 		return;
 	d->last_prune = now;
+	kd_session_reap_locked(d);
 	kh_ledger_prune(d->ledger, now, kh_policy_max_window(d->policy));
 	removed = kd_issued_prune(d->issued, now, KD_PRUNE_BATCH,
 				  retire_expired, d);

@@ -29,6 +29,7 @@
 struct kd_issued;
 struct kd_ended;
 struct kd_reasons;
+struct kd_sessions;
 struct kd_broker;
 struct fuse;
 
@@ -51,6 +52,7 @@ struct kd_daemon {
 	struct kh_fed_key *fed_key; /* NULL without a "federation" section */
 	struct kd_ended *ended;     /* permit_ended queue, NULL when unused */
 	struct kd_issued *issued;
+	struct kd_sessions *sessions;
 	struct kd_reasons *reasons;
 	struct kd_permits_dir permits;
 	struct kd_broker *broker;
@@ -110,19 +112,30 @@ int kd_check_grant_backends(const struct kh_config *config,
 			    kh_err_report_fn report, void *ctx);
 int kd_daemon_check_config(const char *config_path);
 
-/* issued.c: jti -> owner, expiry and action type of unexpired permits. */
+/*
+ * A session id: 128 random bits as 22 base64url characters, the format
+ * of a jti (kh_permit_new_jti writes both).
+ */
+#define KD_SESSION_ID_LEN KH_JTI_LEN
+
+/*
+ * issued.c: jti -> owner, expiry, action type and session of unexpired
+ * permits.
+ */
 enum kd_action_kind { KD_ACTION_EXEC = 0, KD_ACTION_TOOL_CALL = 1 };
 
 struct kd_issued_entry {
 	uid_t uid;
 	int64_t exp;
 	enum kd_action_kind kind;
+	char sid[KD_SESSION_ID_LEN + 1];  /* "" for a permit of no session */
 };
 
 int kd_issued_new(struct kd_issued **out);
 void kd_issued_free(struct kd_issued *issued);
+/* sid is the permit's session id, or NULL when it has none. */
 int kd_issued_add(struct kd_issued *issued, const char *jti, uid_t uid,
-		  int64_t exp, enum kd_action_kind kind);
+		  int64_t exp, enum kd_action_kind kind, const char *sid);
 void kd_issued_remove(struct kd_issued *issued, const char *jti);
 int kd_issued_find(const struct kd_issued *issued, const char *jti,
 		   struct kd_issued_entry *out);
@@ -130,6 +143,9 @@ typedef void (*kd_issued_fn)(const char *jti,
 			     const struct kd_issued_entry *entry, void *ctx);
 size_t kd_issued_prune(struct kd_issued *issued, int64_t now, size_t max,
 		       kd_issued_fn fn, void *ctx);
+/* Calls fn for every entry; fn must not add or remove entries. */
+void kd_issued_foreach(const struct kd_issued *issued, kd_issued_fn fn,
+		       void *ctx);
 int kd_issued_replay(struct kd_issued *issued, struct kh_ledger *ledger,
 		     const char *audit_dir, int64_t now, struct kh_err *err);
 
@@ -180,6 +196,8 @@ int kd_permits_dir_stat(const struct kd_permits_dir *dir, uid_t uid,
 			const char *jti, struct stat *st);
 int kd_permits_dir_unlink(const struct kd_permits_dir *dir, uid_t uid,
 			  const char *jti);
+int kd_permits_dir_prepare(const struct kd_permits_dir *dir, uid_t uid,
+			   gid_t gid, struct kh_err *err);
 
 /*
  * Decides whether the permit file permits_dir/<uid>/<jti> may still be
@@ -226,8 +244,82 @@ json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
 			const json_t *action);
 json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 		       const char *jti, const char *reason);
+int kd_mint_revoke_locked(struct kd_daemon *d, const char *jti,
+			  const struct kd_issued_entry *entry, uid_t by,
+			  const char *reason, uint64_t *seq);
 json_t *kd_mint_status(struct kd_daemon *d);
 json_t *kd_reply_error(const char *error, const char *reason);
+
+/*
+ * session.c: login sessions that pam_keyhole.so registers, and which
+ * processes belong to them. A process belongs to session S when S has
+ * an audit session id and /proc/<pid>/sessionid equals it, or, when S
+ * has none, when its parent chain reaches S's leader (pid and start
+ * time). Not thread-safe: callers hold d->lock.
+ */
+#define KD_SESSIONS_PER_UID 64
+#define KD_SESSIONS_MAX 1024
+/* /proc/<pid>/sessionid of a process that no login has tagged. */
+#define KD_AUDIT_SESSION_UNSET 4294967295u
+/* Ancestors read per process, itself included. */
+#define KD_LINEAGE_MAX 256
+/* Longest PAM service name and tty, in bytes. */
+#define KD_SESSION_FIELD_MAX 64
+
+struct kd_session_info {
+	char id[KD_SESSION_ID_LEN + 1];
+	uid_t uid;
+	pid_t leader;
+	unsigned long long leader_start;  /* clock ticks since boot */
+	uint32_t audit_session;           /* KD_AUDIT_SESSION_UNSET if none */
+	char service[KD_SESSION_FIELD_MAX + 1];
+	char tty[KD_SESSION_FIELD_MAX + 1];
+};
+
+/* A process and its ancestors as /proc showed them, the process first. */
+struct kd_lineage {
+	bool known;        /* false when the chain could not be read */
+	uint32_t audit_session;
+	size_t depth;
+	struct {
+		pid_t pid;
+		unsigned long long start;
+	} chain[KD_LINEAGE_MAX];
+};
+
+enum kd_membership {
+	KD_MEMBER = 0,
+	KD_MEMBER_OTHER,     /* the process is outside the session */
+	KD_MEMBER_CLOSED,    /* the session is closed or its leader exited */
+	KD_MEMBER_UNKNOWN,   /* the process's lineage could not be read */
+};
+
+int kd_sessions_new(struct kd_sessions **out);
+void kd_sessions_free(struct kd_sessions *sessions);
+int kd_sessions_add(struct kd_sessions *sessions,
+		    const struct kd_session_info *info, int pidfd);
+void kd_sessions_remove(struct kd_sessions *sessions, const char *id);
+const struct kd_session_info *kd_sessions_find(
+	const struct kd_sessions *sessions, const char *id);
+size_t kd_sessions_ended(const struct kd_sessions *sessions,
+			 char (*out)[KD_SESSION_ID_LEN + 1], size_t max);
+size_t kd_sessions_count(const struct kd_sessions *sessions, uid_t uid);
+const char *kd_sessions_of(const struct kd_sessions *sessions,
+			   const struct kd_lineage *lineage, uid_t uid);
+enum kd_membership kd_sessions_check(const struct kd_sessions *sessions,
+				     const char *id, uid_t uid,
+				     const struct kd_lineage *lineage);
+int kd_lineage_read(pid_t pid, int dirfd, struct kd_lineage *out);
+uint32_t kd_lineage_audit_session(int dirfd);
+
+/* session_ops.c: the session_open and session_close operations. */
+json_t *kd_session_open(struct kd_daemon *d, const struct kd_peer *peer,
+			const json_t *req);
+json_t *kd_session_close(struct kd_daemon *d, const struct kd_peer *peer,
+			 const json_t *req);
+json_t *kd_session_deny(const struct kd_peer *peer, const char *op);
+void kd_session_reap_locked(struct kd_daemon *d);
+int kd_session_restore(struct kd_daemon *d, struct kh_err *err);
 
 /* fs.c: the FUSE mount. */
 int kd_fs_mount(struct kd_daemon *d, struct kh_err *err);

@@ -12,7 +12,9 @@
  *   4. decode, then confirm the file is permits_dir/<uid>/<jti> by
  *      (dev, ino);
  *   5. kh_permit_check_all against the caller and the current policy,
- *      and for an exec permit, the caller's user namespace;
+ *      for an exec permit the caller's user namespace, and for a
+ *      permit bound to a session ("sid") the caller's membership in
+ *      that open session;
  *   6. the first permit that passes and grants the path wins;
  *   7. the ledger entry is reserved, an "access" record is appended and
  *      the use counted;
@@ -53,6 +55,7 @@ struct candidate {
 	struct kh_permit permit;
 	bool decoded;
 	bool genuine;              /* the file is the broker's permit file */
+	bool session_denied;       /* passed every check but its session's */
 	enum kh_verdict verdict;   /* decode result, then check result */
 	char reason[KD_REASON_MAX];
 };
@@ -68,6 +71,7 @@ struct access_ctx {
 	struct kd_proc proc;
 	char exec_hA[KH_HASH_HEX_LEN + 1]; /* "" when it cannot be built */
 	enum userns_match userns;
+	struct kd_lineage lineage; /* read only when a permit has a sid */
 	/* Decoded permits; the last slot is scratch for the next decode. */
 	struct candidate cands[MAX_CANDIDATES + 1];
 	size_t count;
@@ -272,6 +276,31 @@ static const char *covering_grant(const struct access_ctx *ctx,
 }
 
 /*
+ * Caller holds d->lock. A permit bound to a session passes only for a
+ * process of that session while it is open. Returns NULL when it
+ * passes, or the denial reason.
+ */
+static const char *session_denial(const struct access_ctx *ctx,
+				  const struct candidate *c)
+{
+	if (!c->permit.sid)
+		return NULL;
+	switch (kd_sessions_check(ctx->d->sessions, c->permit.sid, ctx->uid,
+				  &ctx->lineage)) {
+	case KD_MEMBER:
+		return NULL;
+	case KD_MEMBER_CLOSED:
+		return "session closed";
+	case KD_MEMBER_UNKNOWN:
+		return "caller's process tree cannot be read to check its "
+		       "session";
+	case KD_MEMBER_OTHER:
+	default:
+		return "permit is bound to another session";
+	}
+}
+
+/*
  * Caller holds d->lock. Fills c->verdict and c->reason for a decoded
  * permit. A permit that is not in the broker's own file never passes,
  * but it is checked too, so that its reason is the specific one. For
@@ -296,7 +325,7 @@ static void check_candidate(struct access_ctx *ctx, struct candidate *c,
 		.revoked = kh_ledger_is_revoked(d->ledger, c->permit.jti),
 	};
 	struct kh_err err = { { 0 } };
-	const char *userns = NULL;
+	const char *userns = NULL, *session;
 
 	/*
 	 * A tool_call permit's action cannot be recomputed at use time, so
@@ -317,6 +346,13 @@ static void check_candidate(struct access_ctx *ctx, struct candidate *c,
 		(void)snprintf(c->reason, sizeof(c->reason), "%s", userns);
 		return;
 	}
+	session = c->verdict == KH_VERDICT_OK ? session_denial(ctx, c) : NULL;
+	if (session) {
+		c->verdict = KH_VERDICT_SUBJECT_MISMATCH;
+		c->session_denied = true;
+		(void)snprintf(c->reason, sizeof(c->reason), "%s", session);
+		return;
+	}
 	(void)snprintf(c->reason, sizeof(c->reason), "%s",
 		       c->verdict == KH_VERDICT_OK && !c->genuine ?
 			       "permit file was not written by the broker" :
@@ -333,8 +369,12 @@ static int failure_rank(const struct access_ctx *ctx,
 {
 	int rank = (int)c->verdict * 2;
 
-	/* Every check passed but the file is a copy: the closest miss. */
-	if (c->decoded && !c->genuine && c->verdict == KH_VERDICT_OK)
+	/*
+	 * Every check passed but the file is a copy, or the caller is
+	 * outside the permit's session: the closest misses.
+	 */
+	if ((c->decoded && !c->genuine && c->verdict == KH_VERDICT_OK) ||
+	    c->session_denied)
 		rank = (int)KH_VERDICT_REVOKED * 2 + 1;
 	if (grants_path(c, covering_grant(ctx, c)))
 		rank += 100;
@@ -511,6 +551,22 @@ static void build_exec_hash(struct access_ctx *ctx)
 	json_decref(action);
 }
 
+/*
+ * Reads the caller's parent chain and audit session id, outside
+ * d->lock, when a permit it holds is bound to a session. A chain that
+ * cannot be read leaves lineage.known false, which fails those permits.
+ */
+static void read_lineage(struct access_ctx *ctx)
+{
+	bool bound = false;
+
+	for (size_t i = 0; i < ctx->count; i++)
+		bound = bound || ctx->cands[i].permit.sid;
+	if (bound)
+		(void)kd_lineage_read(ctx->proc.tgid, ctx->proc.dirfd,
+				      &ctx->lineage);
+}
+
 /* Steps 1-3: finds the caller's process and the permit files it holds. */
 static int inspect_caller(struct access_ctx *ctx, pid_t tid)
 {
@@ -534,6 +590,7 @@ static int inspect_caller(struct access_ctx *ctx, pid_t tid)
 		set_reason(ctx, "cannot read the caller's open files");
 		return r;
 	}
+	read_lineage(ctx);
 	return 0;
 }
 

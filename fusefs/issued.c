@@ -1,11 +1,13 @@
 /*
  * The permits this broker issued that have not expired yet: jti ->
- * owner uid, exp and the type of the action the permit was minted for.
+ * owner uid, exp, the type of the action the permit was minted for and
+ * the session it is bound to.
  *
  * The claim set carries only hA, so at use time the broker cannot tell
  * an exec permit from a tool_call permit by the token alone. This index
  * keeps the type from the decision record; it is filled at mint time
- * and rebuilt from the DPR log at start-up. Revoke uses the owner uid.
+ * and rebuilt from the DPR log at start-up. Revoke uses the owner uid,
+ * and the end of a session revokes every permit bound to it.
  * Not thread-safe: callers hold the daemon lock.
  */
 #include <errno.h>
@@ -60,12 +62,13 @@ void kd_issued_free(struct kd_issued *issued)
 }
 
 int kd_issued_add(struct kd_issued *issued, const char *jti, uid_t uid,
-		  int64_t exp, enum kd_action_kind kind)
+		  int64_t exp, enum kd_action_kind kind, const char *sid)
 {
 	struct issued_node *n;
 	size_t b;
 
-	if (!kh_permit_jti_is_valid(jti))
+	if (!kh_permit_jti_is_valid(jti) ||
+	    (sid && !kh_permit_jti_is_valid(sid)))
 		return -EINVAL;
 	b = bucket_of(jti);
 	for (n = issued->buckets[b]; n; n = n->next) {
@@ -83,6 +86,8 @@ int kd_issued_add(struct kd_issued *issued, const char *jti, uid_t uid,
 	n->entry.uid = uid;
 	n->entry.exp = exp;
 	n->entry.kind = kind;
+	(void)snprintf(n->entry.sid, sizeof(n->entry.sid), "%s",
+		       sid ? sid : "");
 	return 0;
 }
 
@@ -151,6 +156,16 @@ size_t kd_issued_prune(struct kd_issued *issued, int64_t now, size_t max,
 	return dropped;
 }
 
+void kd_issued_foreach(const struct kd_issued *issued, kd_issued_fn fn,
+		       void *ctx)
+{
+	for (size_t i = 0; i < ISSUED_BUCKETS; i++) {
+		for (const struct issued_node *n = issued->buckets[i]; n;
+		     n = n->next)
+			fn(n->jti, &n->entry, ctx);
+	}
+}
+
 struct replay_ctx {
 	struct kd_issued *issued;
 	struct kh_ledger *ledger;
@@ -161,6 +176,7 @@ struct replay_ctx {
 static int replay_decision(struct replay_ctx *ctx, const json_t *record)
 {
 	const char *jti = json_string_value(json_object_get(record, "jti"));
+	const char *sid = json_string_value(json_object_get(record, "sid"));
 	const char *type, *hash;
 	json_int_t uid, exp, seq;
 	uint64_t known_seq;
@@ -176,7 +192,7 @@ static int replay_decision(struct replay_ctx *ctx, const json_t *record)
 		json_object_get(json_object_get(record, "action"), "type"));
 	r = kd_issued_add(ctx->issued, jti, (uid_t)uid, exp,
 			  type && strcmp(type, "tool_call") == 0 ?
-				  KD_ACTION_TOOL_CALL : KD_ACTION_EXEC);
+				  KD_ACTION_TOOL_CALL : KD_ACTION_EXEC, sid);
 	if (r < 0)
 		return r == -EINVAL ? 0 : r;
 

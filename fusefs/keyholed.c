@@ -5,7 +5,8 @@
  * Threads: main runs the FUSE loop. One thread waits for signals with
  * sigtimedwait, and the signals are blocked everywhere else, so no work
  * happens in a signal handler. Between signals it runs the periodic
- * clean-up of expired permits. The broker has an accept thread and one
+ * clean-up of expired permits, which also ends the login sessions whose
+ * leader process has exited. The broker has an accept thread and one
  * thread per connection, and libfuse starts its own workers.
  *
  * Start-up order: core dumps off, config, keys, policy, DPR log (with a

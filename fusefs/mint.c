@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -29,6 +30,7 @@ struct mint_job {
 	char hS[KH_HASH_HEX_LEN + 1];
 	struct kh_decision decision;
 	char jti[KH_JTI_LEN + 1];
+	char sid[KD_SESSION_ID_LEN + 1];  /* "" outside a session */
 	int64_t exp;
 	bool decided;     /* policy was evaluated; the record may be missing */
 	bool logged;      /* the permit decision record is in the DPR log */
@@ -57,8 +59,9 @@ static json_t *decision_fields(const struct mint_job *job)
 {
 	const struct kh_decision *dec = &job->decision;
 	bool permit = dec->effect == KH_EFFECT_PERMIT;
+	json_t *fields;
 
-	return json_pack(
+	fields = json_pack(
 		"{s:s, s:s, s:s, s:{s:I, s:I, s:s}, s:O, s:s, s:s, s:s, s:O,"
 		" s:o, s:o, s:f}",
 		"effect", permit ? "permit" : "deny",
@@ -72,6 +75,13 @@ static json_t *decision_fields(const struct mint_job *job)
 		"jti", permit ? json_string(job->jti) : json_null(),
 		"exp", permit ? json_integer(job->exp) : json_null(),
 		"amount", dec->amount);
+	/* Only a session-bound permit has "sid", so older records still fit. */
+	if (fields && permit && job->sid[0] &&
+	    json_object_set_new(fields, "sid", json_string(job->sid)) < 0) {
+		json_decref(fields);
+		fields = NULL;
+	}
+	return fields;
 }
 
 static enum kd_action_kind action_kind(const json_t *action)
@@ -101,7 +111,8 @@ static int reserve_permit_locked(struct kd_daemon *d,
 		r = kh_ledger_reserve_jti(d->ledger, job->jti, job->exp);
 	if (r == 0)
 		r = kd_issued_add(d->issued, job->jti, job->agent.uid,
-				  job->exp, action_kind(job->action));
+				  job->exp, action_kind(job->action),
+				  job->sid[0] ? job->sid : NULL);
 	if (r < 0)
 		kh_err_set(err, "cannot reserve ledger entries for rule %s: %s",
 			   job->decision.rule, strerror(-r));
@@ -183,11 +194,12 @@ static json_t *permit_claims(const struct kd_daemon *d,
 			     const struct mint_job *job)
 {
 	const struct kh_decision *dec = &job->decision;
+	json_t *claims;
 	char sub[32];
 
 	(void)snprintf(sub, sizeof(sub), "uid:%u",
 		       (unsigned int)job->agent.uid);
-	return json_pack(
+	claims = json_pack(
 		"{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s,"
 		" s:{s:O, s:I}, s:o}",
 		"iss", d->config->broker_id, "sub", sub,
@@ -199,6 +211,12 @@ static json_t *permit_claims(const struct kd_daemon *d,
 		(json_int_t)dec->uses,
 		"constraints", dec->constraints ?
 			json_deep_copy(dec->constraints) : json_object());
+	if (claims && job->sid[0] &&
+	    json_object_set_new(claims, "sid", json_string(job->sid)) < 0) {
+		json_decref(claims);
+		claims = NULL;
+	}
+	return claims;
 }
 
 /*
@@ -284,9 +302,32 @@ static json_t *finish_request(struct kd_daemon *d, struct mint_job *job)
 		return kd_reply_error("internal", "permit could not be issued");
 	}
 	kd_log(LOG_INFO, "permit issued: jti=%s uid=%u pid=%d rule=%s "
-	       "seq=%llu exp=%lld", job->jti, uid, pid, job->decision.rule,
-	       (unsigned long long)job->seq, (long long)job->exp);
+	       "seq=%llu exp=%lld session=%s", job->jti, uid, pid,
+	       job->decision.rule, (unsigned long long)job->seq,
+	       (long long)job->exp, job->sid[0] ? job->sid : "-");
 	return reply_permit(d, job);
+}
+
+/*
+ * Caller holds d->lock. Binds the permit to the open session of the
+ * agent's uid that the caller belongs to, if any. When the caller's
+ * process tree cannot be read and its uid has a session open, the
+ * request is denied: a permit minted without "sid" would outlive the
+ * session and work outside it.
+ */
+static int bind_session_locked(struct kd_daemon *d, struct mint_job *job,
+			       const struct kd_lineage *lineage)
+{
+	const char *sid;
+
+	job->sid[0] = '\0';
+	if (!lineage->known)
+		return kd_sessions_count(d->sessions, job->agent.uid) > 0 ?
+			       -ESRCH : 0;
+	sid = kd_sessions_of(d->sessions, lineage, job->agent.uid);
+	if (sid)
+		(void)snprintf(job->sid, sizeof(job->sid), "%s", sid);
+	return 0;
 }
 
 /*
@@ -297,7 +338,9 @@ json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
 			const json_t *action)
 {
 	struct mint_job job;
+	struct kd_lineage *lineage;
 	struct kh_err err = { { 0 } };
+	bool unbound;
 	json_t *reply;
 	int r;
 
@@ -314,10 +357,26 @@ json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
 	}
 	job.agent.pid = peer->pid;
 	kd_proc_exe(peer->pid, job.exe, sizeof(job.exe));
+	lineage = malloc(sizeof(*lineage));
+	if (!lineage)
+		return kd_reply_error("internal", "out of memory");
+	(void)kd_lineage_read(peer->pid, -1, lineage);
 
 	pthread_mutex_lock(&d->lock);
-	r = decide_locked(d, &job, &err);
+	unbound = bind_session_locked(d, &job, lineage) < 0;
+	r = unbound ? 0 : decide_locked(d, &job, &err);
 	pthread_mutex_unlock(&d->lock);
+	free(lineage);
+
+	if (unbound) {
+		kd_log_denial(peer->uid, "request", "request denied: uid=%u "
+			      "pid=%d: cannot read the caller's process tree "
+			      "to find its session", (unsigned int)peer->uid,
+			      (int)peer->pid);
+		return reply_denied("cannot tell which session the caller "
+				    "belongs to: its process tree could not "
+				    "be read", "", 0);
+	}
 
 	if (r < 0 && job.logged) {
 		/* Logged but not counted: withdraw it rather than issue it. */
@@ -346,6 +405,51 @@ json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
 	return reply;
 }
 
+/*
+ * Caller holds d->lock. Revokes the unexpired permit jti, whose entry
+ * in the issued index is entry, on behalf of uid by. It appends the
+ * "revoke" record, marks the jti revoked in the ledger, removes the
+ * permit file and queues the backends' permit_ended calls. Returns 0 once revoked, 1 when the jti was already
+ * revoked (nothing is written), or -errno when the record could not be
+ * written (-ENOMEM when memory ran out before the append).
+ */
+int kd_mint_revoke_locked(struct kd_daemon *d, const char *jti,
+			  const struct kd_issued_entry *entry, uid_t by,
+			  const char *reason, uint64_t *seq)
+{
+	json_t *fields;
+	int r;
+
+	*seq = 0;
+	if (kh_ledger_is_revoked(d->ledger, jti))
+		return 1;
+	fields = json_pack("{s:s, s:I, s:{s:I}, s:s}", "jti", jti, "exp",
+			   (json_int_t)entry->exp, "by", "uid",
+			   (json_int_t)by, "reason", reason);
+	r = fields ? kh_ledger_reserve_jti(d->ledger, jti, entry->exp) : -ENOMEM;
+	if (r == 0)
+		r = kd_daemon_append(d, "revoke", fields, seq, NULL, NULL);
+	json_decref(fields);
+	if (r < 0)
+		return r;
+	r = kh_ledger_note_revoke(d->ledger, jti, entry->exp);
+	if (r < 0)
+		kd_log(LOG_ERR, "cannot mark jti=%s revoked in the ledger: %s; "
+		       "removing its permit file still stops its use", jti,
+		       strerror(-r));
+	r = kd_permits_dir_unlink(&d->permits, entry->uid, jti);
+	if (r < 0 && r != -ENOENT)
+		kd_log(LOG_WARNING, "cannot remove the permit file of revoked "
+		       "jti=%s uid=%u: %s", jti, (unsigned int)entry->uid,
+		       strerror(-r));
+	kd_log(LOG_NOTICE, "permit revoked: jti=%s uid=%u by uid=%u seq=%llu "
+	       "reason=%s", jti, (unsigned int)entry->uid, (unsigned int)by,
+	       (unsigned long long)*seq, reason);
+	/* Leases a backend took for this permit end now, not at its exp. */
+	kd_daemon_queue_ended(d, jti);
+	return 0;
+}
+
 /* Handles {"op":"revoke","jti":...}: only the owner or root may revoke. */
 json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 		       const char *jti, const char *reason)
@@ -353,7 +457,7 @@ json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 	struct kd_issued_entry entry;
 	char hash[KH_HASH_HEX_LEN + 1];
 	uint64_t decision_seq, seq = 0;
-	json_t *fields = NULL, *reply;
+	json_t *reply;
 	int r;
 
 	if (!kh_permit_jti_is_valid(jti))
@@ -374,44 +478,20 @@ json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 			      (unsigned int)entry.uid);
 		goto out;
 	}
-	if (kh_ledger_is_revoked(d->ledger, jti)) {
+	r = kd_mint_revoke_locked(d, jti, &entry, peer->uid,
+				  reason ? reason : "revoked on request", &seq);
+	if (r == -ENOMEM)
+		reply = kd_reply_error("internal", "out of memory; retry");
+	else if (r < 0)
+		reply = kd_reply_error("internal", "audit log write failed");
+	else if (r == 1)
 		reply = json_pack("{s:b, s:s, s:n}", "ok", 1, "jti", jti,
 				  "seq");
-		goto out;
-	}
-	fields = json_pack("{s:s, s:I, s:{s:I}, s:s}", "jti", jti, "exp",
-			   (json_int_t)entry.exp, "by", "uid",
-			   (json_int_t)peer->uid, "reason",
-			   reason ? reason : "revoked on request");
-	r = fields ? kh_ledger_reserve_jti(d->ledger, jti, entry.exp) : -ENOMEM;
-	if (r < 0) {
-		reply = kd_reply_error("internal", "out of memory; retry");
-		goto out;
-	}
-	r = kd_daemon_append(d, "revoke", fields, &seq, NULL, NULL);
-	if (r < 0) {
-		reply = kd_reply_error("internal", "audit log write failed");
-		goto out;
-	}
-	r = kh_ledger_note_revoke(d->ledger, jti, entry.exp);
-	if (r < 0)
-		kd_log(LOG_ERR, "cannot mark jti=%s revoked in the ledger: %s; "
-		       "removing its permit file still stops its use", jti,
-		       strerror(-r));
-	r = kd_permits_dir_unlink(&d->permits, entry.uid, jti);
-	if (r < 0 && r != -ENOENT)
-		kd_log(LOG_WARNING, "cannot remove the permit file of revoked "
-		       "jti=%s uid=%u: %s", jti, (unsigned int)entry.uid,
-		       strerror(-r));
-	kd_log(LOG_NOTICE, "permit revoked: jti=%s uid=%u by uid=%u seq=%llu",
-	       jti, (unsigned int)entry.uid, (unsigned int)peer->uid,
-	       (unsigned long long)seq);
-	kd_daemon_queue_ended(d, jti);
-	reply = json_pack("{s:b, s:s, s:I}", "ok", 1, "jti", jti, "seq",
-			  (json_int_t)seq);
+	else
+		reply = json_pack("{s:b, s:s, s:I}", "ok", 1, "jti", jti,
+				  "seq", (json_int_t)seq);
 out:
 	pthread_mutex_unlock(&d->lock);
-	json_decref(fields);
 	return reply;
 }
 

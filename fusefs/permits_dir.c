@@ -143,6 +143,22 @@ fail:
 	return r;
 }
 
+/*
+ * Creates permits_dir/<uid> for the agent when missing, with the same
+ * owner, mode and checks as the first permit would, so that a session
+ * can be told its permits directory before any permit exists.
+ */
+int kd_permits_dir_prepare(const struct kd_permits_dir *dir, uid_t uid,
+			   gid_t gid, struct kh_err *err)
+{
+	int fd = open_user_dir(dir, uid, gid, err);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
 static int write_all(int fd, const char *data, size_t len)
 {
 	while (len > 0) {

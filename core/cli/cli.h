@@ -8,10 +8,12 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keyhole/confine.h"
 #include "keyhole/error.h"
 
 /* Exit codes, as listed by keyhole --help. */
@@ -52,6 +54,7 @@ int kh_cmd_audit(int argc, char **argv);
 int kh_cmd_audit_verify(int argc, char **argv);
 int kh_cmd_audit_show(int argc, char **argv);
 int kh_cmd_audit_replay(int argc, char **argv);
+int kh_cmd_confine(int argc, char **argv);
 
 /* Prints "keyhole: " and the formatted message to stderr. */
 void kh_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -143,6 +146,34 @@ int64_t kh_cli_now_ms(void);
 
 /* Formats unix seconds as ISO 8601 UTC ("2024-05-01T12:00:00Z"). */
 void kh_cli_format_time(int64_t seconds, char buf[32]);
+
+/* The values of a confinement profile's path variables, with storage. */
+struct kh_cli_confine_vars {
+	struct kh_confine_vars vars; /* points into the buffers below */
+	char home[PATH_MAX];
+	char permits_dir[PATH_MAX];
+	char secrets_mount[PATH_MAX];
+};
+
+/*
+ * Fills out for the calling user: uid from getuid(), home from the
+ * password database, permits_dir and secrets_mount from config_path.
+ * When config_path is NULL and the default config cannot be read, the
+ * compiled-in defaults are used, with a note only when verbose is set.
+ * Returns KH_EXIT_OK, or KH_EXIT_USAGE after printing why config_path
+ * cannot be loaded.
+ */
+int kh_cli_confine_vars(const char *command, const char *config_path,
+			bool verbose, struct kh_cli_confine_vars *out);
+
+/*
+ * Loads confinement profile name from profile_dir (NULL for the
+ * default) and prints any error for command. Returns KH_EXIT_OK,
+ * KH_EXIT_USAGE for an invalid or missing profile, or KH_EXIT_SYSTEM.
+ */
+int kh_cli_confine_load(const char *command, const char *profile_dir,
+			const char *name, const struct kh_confine_vars *vars,
+			struct kh_confine_profile **out);
 
 /* Returns the option when given, else $KEYHOLE_SOCKET, else the default. */
 const char *kh_client_socket_path(const char *option);

@@ -58,7 +58,8 @@ static const char show_help[] =
 	"                  " KH_CONFIG_DEFAULT " when --dir is absent)\n"
 	"  --jti JTI       only records about this permit\n"
 	"  --type TYPE     only records of this type (decision, access,\n"
-	"                  revoke, policy_load, start, stop, repair)\n"
+	"                  revoke, policy_load, start, stop, repair,\n"
+	"                  session_open, session_close)\n"
 	"  --json          print the records as their canonical JSON lines\n"
 	"  -h, --help      show this help\n";
 
@@ -190,7 +191,7 @@ int kh_cmd_audit_verify(int argc, char **argv)
 /* The record types of keyhole/dpr.h, as --type accepts them. */
 static const char *const record_types[] = {
 	"decision", "access", "revoke", "policy_load", "start", "stop",
-	"repair",
+	"repair", "session_open", "session_close",
 };
 
 #define RECORD_TYPE_COUNT (sizeof(record_types) / sizeof(record_types[0]))

@@ -3,19 +3,25 @@
  * that inherits them. keyholed finds a permit by looking at the files
  * the reading process holds open, so the tool itself needs no change:
  * it only has to be started with the permit descriptors in place.
+ * With --confine, a confinement profile is applied before the exec.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "keyhole/config.h"
+#include "keyhole/confine.h"
 
 static const char exec_help[] =
 	"Usage: keyhole exec --permit PATH [--permit PATH]... -- CMD [ARGS...]\n"
+	"       keyhole exec --confine[=PROFILE] [--permit PATH]... -- CMD "
+	"[ARGS...]\n"
 	"\n"
 	"Opens each permit file read-only and without close-on-exec, then\n"
 	"runs CMD in place of keyhole (execvp, so CMD is looked up in PATH).\n"
@@ -23,19 +29,41 @@ static const char exec_help[] =
 	"which is what the broker checks. An exec permit matches only the\n"
 	"exact command line it was requested for.\n"
 	"\n"
+	"With --confine, the confinement profile PROFILE (default agent) is\n"
+	"applied after the permits are open and before CMD runs:\n"
+	"no_new_privs, Landlock and seccomp, which CMD and all its children\n"
+	"inherit. --permit is then optional. 'keyhole confine show PROFILE'\n"
+	"prints what the profile allows.\n"
+	"\n"
 	"Options:\n"
-	"  -p, --permit PATH  permit file to hold open (repeatable, at most 16)\n"
-	"  -h, --help         show this help\n"
+	"  -p, --permit PATH      permit file to hold open (repeatable, at most 16)\n"
+	"      --confine[=NAME]   apply confinement profile NAME (default agent)\n"
+	"      --profile-dir DIR  profile directory (default\n"
+	"                         " KH_CONFINE_DIR_DEFAULT ")\n"
+	"      --config FILE      keyhole.json that sets permits_dir and\n"
+	"                         secrets_mount (default " KH_CONFIG_DEFAULT ")\n"
+	"  -v, --verbose          report the applied confinement on stderr\n"
+	"  -h, --help             show this help\n"
 	"\n"
 	"Exit status: that of CMD once it runs; 2 when a permit cannot be\n"
-	"opened or the usage is wrong; 126 when CMD cannot be executed and\n"
-	"127 when it is not found, as a shell does.\n";
+	"opened, the profile is invalid or not found, or the usage is wrong;\n"
+	"126 when the profile cannot be applied or CMD cannot be executed,\n"
+	"and 127 when CMD is not found, as a shell does.\n";
 
 #define MAX_PERMITS 16
+
+/* The profile used by a bare --confine. */
+#define DEFAULT_PROFILE "agent"
+
+enum { OPT_CONFINE = 256, OPT_PROFILE_DIR, OPT_CONFIG };
 
 struct exec_options {
 	const char *permits[MAX_PERMITS];
 	size_t permit_count;
+	const char *profile; /* NULL without --confine */
+	const char *profile_dir;
+	const char *config;
+	bool verbose;
 	char **command;
 };
 
@@ -43,8 +71,24 @@ static int set_exec_option(int opt, void *data)
 {
 	struct exec_options *opts = data;
 
-	if (opt != 'p')
+	switch (opt) {
+	case OPT_CONFINE:
+		opts->profile = optarg ? optarg : DEFAULT_PROFILE;
 		return KH_EXIT_OK;
+	case OPT_PROFILE_DIR:
+		opts->profile_dir = optarg;
+		return KH_EXIT_OK;
+	case OPT_CONFIG:
+		opts->config = optarg;
+		return KH_EXIT_OK;
+	case 'v':
+		opts->verbose = true;
+		return KH_EXIT_OK;
+	case 'p':
+		break;
+	default:
+		return KH_EXIT_OK;
+	}
 	if (*optarg == '\0')
 		return kh_cli_usage_error("exec", "empty --permit: give the "
 					  "path that keyhole request printed");
@@ -55,17 +99,39 @@ static int set_exec_option(int opt, void *data)
 	return KH_EXIT_OK;
 }
 
+static int check_exec_options(int argc, char **argv,
+			      const struct exec_options *opts)
+{
+	if (optind < argc)
+		return kh_cli_usage_error("exec", "unexpected argument before "
+					  "--: %s", argv[optind]);
+	if (!opts->profile && (opts->profile_dir || opts->config))
+		return kh_cli_usage_error("exec", "--profile-dir and --config "
+					  "need --confine");
+	if (opts->permit_count == 0 && !opts->profile)
+		return kh_cli_usage_error("exec", "missing --permit (or "
+					  "--confine)");
+	if (!opts->command[0])
+		return kh_cli_usage_error("exec", "missing command: give it "
+					  "after --");
+	return KH_EXIT_OK;
+}
+
 static int parse_exec(int argc, char **argv, struct exec_options *opts)
 {
 	static const struct option options[] = {
 		{ "permit", required_argument, NULL, 'p' },
+		{ "confine", optional_argument, NULL, OPT_CONFINE },
+		{ "profile-dir", required_argument, NULL, OPT_PROFILE_DIR },
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const struct kh_cli_parser parser = {
 		.command = "exec",
 		.help = exec_help,
-		.short_options = "+:p:h",
+		.short_options = "+:p:vh",
 		.options = options,
 		.set = set_exec_option,
 	};
@@ -77,17 +143,11 @@ static int parse_exec(int argc, char **argv, struct exec_options *opts)
 	if (rc != KH_EXIT_OK)
 		return rc;
 	/* Without "--", CMD starts at the first word that is not an option. */
-	if (!opts->command)
+	if (!opts->command) {
 		opts->command = argv + optind;
-	else if (optind < argc)
-		return kh_cli_usage_error("exec", "unexpected argument before "
-					  "--: %s", argv[optind]);
-	if (opts->permit_count == 0)
-		return kh_cli_usage_error("exec", "missing --permit");
-	if (!opts->command[0])
-		return kh_cli_usage_error("exec", "missing command: give it "
-					  "after --");
-	return KH_EXIT_OK;
+		optind = argc;
+	}
+	return check_exec_options(argc, argv, opts);
 }
 
 /*
@@ -130,20 +190,73 @@ static int open_permit(const char *path)
 	return high;
 }
 
+/*
+ * Applies the profile. The permits are already open: Landlock checks
+ * paths when a file is opened, not descriptors that CMD inherits.
+ */
+static int confine(const struct exec_options *opts,
+		   const struct kh_confine_profile *profile)
+{
+	struct kh_confine_report report;
+	struct kh_err err = { "" };
+
+	if (kh_confine_apply(profile, &report, &err) < 0) {
+		kh_cli_error("exec: %s", err.msg);
+		return KH_EXIT_CANNOT_EXEC;
+	}
+	if (report.note[0])
+		kh_cli_error("exec: note: %s", report.note);
+	if (opts->verbose)
+		kh_cli_error("exec: confined by profile %s: Landlock ABI %d%s, "
+			     "%zu seccomp rules%s", opts->profile,
+			     report.landlock_abi, report.landlock_applied ?
+			     "" : " (not applied)", report.seccomp_rules,
+			     report.net_rules ? ", TCP port rules" : "");
+	return KH_EXIT_OK;
+}
+
+static int load_profile(const struct exec_options *opts,
+			struct kh_confine_profile **profile)
+{
+	struct kh_cli_confine_vars vars;
+	int rc;
+
+	*profile = NULL;
+	if (!opts->profile)
+		return KH_EXIT_OK;
+	rc = kh_cli_confine_vars("exec", opts->config, opts->verbose, &vars);
+	if (rc == KH_EXIT_OK)
+		rc = kh_cli_confine_load("exec", opts->profile_dir,
+					 opts->profile, &vars.vars, profile);
+	return rc;
+}
+
 int kh_cmd_exec(int argc, char **argv)
 {
+	struct kh_confine_profile *profile = NULL;
 	struct exec_options opts;
+	bool confined;
 	int rc, saved;
 
 	rc = parse_exec(argc, argv, &opts);
 	if (rc != KH_EXIT_OK)
 		return rc == KH_CLI_HELP_SHOWN ? KH_EXIT_OK : rc;
+	rc = load_profile(&opts, &profile);
+	if (rc != KH_EXIT_OK)
+		return rc;
 
 	/* The descriptors are meant to leak into CMD, so none is closed. */
-	for (size_t i = 0; i < opts.permit_count; i++) {
+	for (size_t i = 0; rc == KH_EXIT_OK && i < opts.permit_count; i++) {
 		if (open_permit(opts.permits[i]) < 0)
-			return KH_EXIT_USAGE;
+			rc = KH_EXIT_USAGE;
 	}
+	confined = profile != NULL;
+	if (rc == KH_EXIT_OK && confined)
+		rc = confine(&opts, profile);
+	kh_confine_free(profile);
+	if (rc != KH_EXIT_OK)
+		return rc;
+
 	(void)fflush(stdout);
 	execvp(opts.command[0], opts.command);
 	saved = errno;
@@ -152,7 +265,9 @@ int kh_cmd_exec(int argc, char **argv)
 			     "PATH", opts.command[0]);
 		return KH_EXIT_NOT_FOUND;
 	}
-	kh_cli_error("exec: cannot execute: %s: %s", opts.command[0],
-		     strerror(saved));
+	kh_cli_error("exec: cannot execute: %s: %s%s", opts.command[0],
+		     strerror(saved), confined && saved == EACCES ?
+		     "; the confinement profile may not allow executing it" :
+		     "");
 	return KH_EXIT_CANNOT_EXEC;
 }

@@ -14,7 +14,8 @@ struct command {
 static const struct command commands[] = {
 	{ "keygen", "create the permit and audit signing keys", kh_cmd_keygen },
 	{ "request", "ask the broker for a permit", kh_cmd_request },
-	{ "exec", "run a command that holds permit files open", kh_cmd_exec },
+	{ "exec", "run a command with permits open, optionally confined",
+	  kh_cmd_exec },
 	{ "verify", "decode and check a permit offline", kh_cmd_verify },
 	{ "status", "check that the broker is ready", kh_cmd_status },
 	{ "revoke", "revoke a permit by its jti", kh_cmd_revoke },
@@ -23,6 +24,7 @@ static const struct command commands[] = {
 	  kh_cmd_oidc },
 	{ "backend", "list, test or describe the configured backends",
 	  kh_cmd_backend },
+	{ "confine", "show a confinement profile", kh_cmd_confine },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

@@ -24,7 +24,6 @@
 #define CONFIG_MAX_BYTES (1024 * 1024)
 
 /* Maximum length of a config value quoted in an error message, in bytes. */
-#define QUOTE_MAX 64
 
 /* The fix that the error for a missing config names. */
 #define CONFIG_FIX                                                         \
@@ -142,18 +141,6 @@ static int fail(struct loader *ld, int rc, const char *key, const char *name,
 	return record(ld, rc, &message);
 }
 
-/* Bytes of s to quote: at most QUOTE_MAX, never inside a UTF-8 character. */
-static int quote_length(const char *s)
-{
-	size_t len = strnlen(s, QUOTE_MAX + 1);
-
-	if (len > QUOTE_MAX) {
-		len = QUOTE_MAX;
-		while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
-			len--;
-	}
-	return (int)len;
-}
 
 static int is_known_key(const char *key)
 {
@@ -295,7 +282,7 @@ static void load_policy_change(struct loader *ld, const json_t *root,
 	}
 	if (s)
 		(void)fail(ld, -EINVAL, "on_policy_change", NULL, "\"%.*s\" is "
-			   "not allowed; %s", quote_length(s), s, allowed);
+			   "not allowed; %s", kh_quote_length(s), s, allowed);
 	else
 		(void)fail(ld, -EINVAL, "on_policy_change", NULL, "%s is not "
 			   "allowed; %s", kh_json_type_name(value), allowed);

@@ -351,3 +351,16 @@ const char *kh_json_type_name(const json_t *value)
 		return "null";
 	}
 }
+
+int kh_quote_length(const char *s)
+{
+	size_t max = 64;
+	size_t len = strnlen(s, max + 1);
+
+	if (len > max) {
+		len = max;
+		while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+			len--;
+	}
+	return (int)len;
+}

@@ -80,4 +80,11 @@ unsigned kh_json_path_line(const char *text, size_t len,
 /* Names the JSON type of value for messages: "an object", "a number". */
 const char *kh_json_type_name(const json_t *value);
 
+/*
+ * Bytes of s to quote in an error message ("%.*s"): at most 64, cut
+ * only between UTF-8 characters, so that a long hostile value cannot
+ * fill the message.
+ */
+int kh_quote_length(const char *s);
+
 #endif

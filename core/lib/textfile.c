@@ -31,46 +31,53 @@ static int open_regular(const char *path, size_t max, const char *what,
 	return fd;
 }
 
-int kh_textfile_read(const char *path, size_t max, const char *what,
-		     char **text, size_t *len, struct kh_err *err)
+int kh_textfile_read_fd(int fd, const char *path, size_t size,
+			const char *what, char **text, size_t *len,
+			struct kh_err *err)
 {
-	struct stat st;
-	char *buf = NULL;
+	char *buf = malloc(size + 1);
 	size_t used = 0;
-	int fd;
-	int rc = 0;
 
 	*text = NULL;
 	*len = 0;
-	fd = open_regular(path, max, what, &st, err);
-	if (fd < 0)
-		return fd;
-
-	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
-		rc = -ENOMEM;
 		kh_err_set(err, "%s: out of memory", path);
-		goto out;
+		return -ENOMEM;
 	}
-	while (used < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + used, (size_t)st.st_size - used);
+	while (used < size) {
+		ssize_t n = read(fd, buf + used, size - used);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
+			int rc = n < 0 ? -errno : -EIO;
+
 			kh_err_set(err, "%s: reading %s failed: %s", path, what,
-				   n < 0 ? strerror(errno) : "file shrank");
-			goto out;
+				   n < 0 ? strerror(-rc) : "file shrank");
+			free(buf);
+			return rc;
 		}
 		used += (size_t)n;
 	}
 	buf[used] = '\0';
 	*text = buf;
 	*len = used;
-	buf = NULL;
-out:
-	free(buf);
+	return 0;
+}
+
+int kh_textfile_read(const char *path, size_t max, const char *what,
+		     char **text, size_t *len, struct kh_err *err)
+{
+	struct stat st;
+	int fd, rc;
+
+	*text = NULL;
+	*len = 0;
+	fd = open_regular(path, max, what, &st, err);
+	if (fd < 0)
+		return fd;
+	rc = kh_textfile_read_fd(fd, path, (size_t)st.st_size, what, text, len,
+				 err);
 	(void)close(fd);
 	return rc;
 }

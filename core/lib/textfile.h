@@ -17,4 +17,14 @@ int kh_textfile_read(const char *path, size_t max, const char *what,
 		     char **text, size_t *len, struct kh_err *err)
 	__attribute__((warn_unused_result));
 
+/*
+ * Reads size bytes from fd, which the caller opened and checked, into a
+ * NUL-terminated malloc'd buffer, with messages as kh_textfile_read
+ * gives them. The caller closes fd.
+ */
+int kh_textfile_read_fd(int fd, const char *path, size_t size,
+			const char *what, char **text, size_t *len,
+			struct kh_err *err)
+	__attribute__((warn_unused_result));
+
 #endif

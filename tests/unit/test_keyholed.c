@@ -106,11 +106,11 @@ static void test_issued_add_find_prune(void)
 
 	CHECK_INT(kd_issued_new(&issued), 0);
 	CHECK_INT(kd_issued_add(issued, "hb3dA0t6S1uWlCqBtSI8vQ", 1000, 100,
-				KD_ACTION_TOOL_CALL), 0);
+				KD_ACTION_TOOL_CALL, NULL), 0);
 	CHECK_INT(kd_issued_add(issued, "M_SBhSDxjHlkMIriCaiNuw", 1001, 200,
-				KD_ACTION_EXEC), 0);
-	CHECK_INT(kd_issued_add(issued, "not a jti", 1, 300, KD_ACTION_EXEC),
-		  -EINVAL);
+				KD_ACTION_EXEC, NULL), 0);
+	CHECK_INT(kd_issued_add(issued, "not a jti", 1, 300, KD_ACTION_EXEC,
+				NULL), -EINVAL);
 
 	CHECK_INT(kd_issued_find(issued, "hb3dA0t6S1uWlCqBtSI8vQ", &entry), 0);
 	CHECK_INT(entry.uid, 1000);
@@ -161,8 +161,9 @@ static void test_issued_prune_batch(void)
 	CHECK_INT(kd_issued_new(&issued), 0);
 	for (size_t i = 0; i < 3; i++)
 		CHECK_INT(kd_issued_add(issued, expired[i], 1000, 100,
-					KD_ACTION_EXEC), 0);
-	CHECK_INT(kd_issued_add(issued, live, 1000, 500, KD_ACTION_EXEC), 0);
+					KD_ACTION_EXEC, NULL), 0);
+	CHECK_INT(kd_issued_add(issued, live, 1000, 500, KD_ACTION_EXEC, NULL),
+		  0);
 
 	CHECK_INT(kd_issued_prune(issued, 200, 2, note_pruned, &pruned), 2);
 	CHECK_INT(pruned.count, 2);
@@ -184,9 +185,9 @@ static void test_issued_remove(void)
 
 	CHECK_INT(kd_issued_new(&issued), 0);
 	CHECK_INT(kd_issued_add(issued, "hb3dA0t6S1uWlCqBtSI8vQ", 1000, 100,
-				KD_ACTION_EXEC), 0);
+				KD_ACTION_EXEC, NULL), 0);
 	CHECK_INT(kd_issued_add(issued, "M_SBhSDxjHlkMIriCaiNuw", 1001, 200,
-				KD_ACTION_EXEC), 0);
+				KD_ACTION_EXEC, NULL), 0);
 	kd_issued_remove(issued, "hb3dA0t6S1uWlCqBtSI8vQ");
 	CHECK_INT(kd_issued_find(issued, "hb3dA0t6S1uWlCqBtSI8vQ", &entry),
 		  -ENOENT);

@@ -34,7 +34,9 @@ enum kh_landlock_missing {
  * Values that a profile's paths may refer to, filled by the caller:
  * "~" expands to home, and "{uid}", "{permits}" and "{secrets}" to the
  * caller's uid, permits_dir/<uid> and the secrets mount. home may be
- * NULL when the account has none; rules under "~" are then dropped.
+ * NULL when the account has none. Rules under "~" are dropped then, and
+ * also when home is not a directory owned by uid (system accounts
+ * such as "daemon" have /usr/sbin as their home).
  */
 struct kh_confine_vars {
 	uid_t uid;
@@ -83,8 +85,8 @@ struct kh_confine_report {
 /*
  * Applies profile to the calling thread and, through inheritance, to
  * every process it later creates: PR_SET_NO_NEW_PRIVS, then Landlock,
- * then seccomp (seccomp last, because its filter denies the calls that
- * set up Landlock). Call it in a single-threaded process, or accept
+ * then seccomp. seccomp comes last so that a profile's extra deny list
+ * cannot block the calls that set up the earlier steps. Call it in a single-threaded process, or accept
  * that only the calling thread is confined. Returns 0, or a negative
  * errno with err naming the step that failed; on failure the process
  * may be partly confined and must not go on to run the workload.

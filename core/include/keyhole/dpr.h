@@ -17,12 +17,17 @@
  *   decision     effect ("permit"|"deny"), rule ("" for the default
  *                deny), reason, agent {uid,pid,exe}, action, hA, hP, hS,
  *                state (the snapshot hS covers), jti and exp (null for
- *                a deny), amount (budget charged, 0 when none)
+ *                a deny), amount (budget charged, 0 when none), and
+ *                sid only for a permit bound to a login session
  *   access       jti (or null), decision {seq,hash} (or null), backend,
  *                secret "<backend>/<name>", outcome ("granted"|"denied"),
  *                reason, reader {uid,pid}, hP, uses (after this access,
  *                granted only), exp (or null)
  *   revoke       jti, exp, by {uid}, reason
+ *   session_open session, uid, leader {pid,start}, audit_session (or
+ *                null), service, tty
+ *   session_close session, uid, reason ("session closed" or "session
+ *                leader exited"), revoked (permits revoked)
  *   policy_load  hP, path, tenant, env
  *   start        broker_id, version, pid
  *   stop         reason

@@ -8,6 +8,7 @@
 #include "keyhole/backend.h"
 #include "keyhole/canon.h"
 #include "keyhole/config.h"
+#include "keyhole/confine.h"
 #include "keyhole/dpr.h"
 #include "keyhole/error.h"
 #include "keyhole/key.h"

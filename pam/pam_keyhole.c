@@ -1,0 +1,340 @@
+/*
+ * pam_keyhole.so, a session module for agent accounts. It registers the
+ * session with keyholed, exports KEYHOLE_SESSION, KEYHOLE_PERMITS and
+ * KEYHOLE_SECRETS, and confines the process that runs PAM, so that
+ * everything the login program starts afterwards inherits the
+ * confinement. keyholed does the real work, the way pam_systemd hands
+ * its work to logind.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#define PAM_SM_SESSION
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+
+#include "pam_internal.h"
+
+/*
+ * Returns what a failed open or close returns: PAM_SESSION_ERR, or with
+ * fail=open PAM_SUCCESS and a warning that the session goes on without
+ * keyhole. The caller has already logged the cause at LOG_ERR.
+ */
+static int failure(pam_handle_t *pamh, const struct kh_pam_args *args,
+		   const char *what)
+{
+	if (args->fail == KH_PAM_FAIL_CLOSED)
+		return PAM_SESSION_ERR;
+	pam_syslog(pamh, LOG_WARNING, "fail=open: %s failed, continuing "
+		   "without keyhole", what);
+	return PAM_SUCCESS;
+}
+
+static const char *item_string(pam_handle_t *pamh, int type)
+{
+	const void *value = NULL;
+
+	if (pam_get_item(pamh, type, &value) != PAM_SUCCESS)
+		return NULL;
+	return value;
+}
+
+static int put_env(pam_handle_t *pamh, const char *name, const char *value)
+{
+	char entry[PATH_MAX + 32];
+	int rc;
+
+	rc = snprintf(entry, sizeof(entry), "%s=%s", name, value);
+	if (rc < 0 || (size_t)rc >= sizeof(entry))
+		return PAM_BUF_ERR;
+	return pam_putenv(pamh, entry);
+}
+
+static int export_env(pam_handle_t *pamh, const struct kh_pam_session *s)
+{
+	int rc;
+
+	rc = put_env(pamh, "KEYHOLE_SESSION", s->id);
+	if (rc == PAM_SUCCESS)
+		rc = put_env(pamh, "KEYHOLE_PERMITS", s->permits);
+	if (rc == PAM_SUCCESS)
+		rc = put_env(pamh, "KEYHOLE_SECRETS", s->secrets);
+	if (rc != PAM_SUCCESS)
+		pam_syslog(pamh, LOG_ERR, "pam_putenv failed: %s",
+			   pam_strerror(pamh, rc));
+	return rc;
+}
+
+/* pam_putenv with a bare name removes the variable. */
+static void unexport_env(pam_handle_t *pamh)
+{
+	(void)pam_putenv(pamh, "KEYHOLE_SESSION");
+	(void)pam_putenv(pamh, "KEYHOLE_PERMITS");
+	(void)pam_putenv(pamh, "KEYHOLE_SECRETS");
+}
+
+static void free_data(pam_handle_t *pamh, void *data, int error_status)
+{
+	(void)pamh;
+	(void)error_status;
+	free(data);
+}
+
+static int store_session_id(pam_handle_t *pamh, const char *id)
+{
+	char *copy = strdup(id);
+	int rc;
+
+	if (!copy)
+		return PAM_BUF_ERR;
+	rc = pam_set_data(pamh, KH_PAM_DATA_SESSION, copy, free_data);
+	if (rc != PAM_SUCCESS) {
+		free(copy);
+		pam_syslog(pamh, LOG_ERR, "pam_set_data failed: %s",
+			   pam_strerror(pamh, rc));
+	}
+	return rc;
+}
+
+/* Writes one line about what kh_confine_apply did into buf. */
+static void describe_report(const struct kh_confine_report *report,
+			    char *buf, size_t size)
+{
+	const char *sep = report->note[0] ? "; " : "";
+
+	if (report->landlock_applied)
+		(void)snprintf(buf, size, "no_new_privs, seccomp (%zu rules), "
+			       "Landlock ABI %d%s%s%s", report->seccomp_rules,
+			       report->landlock_abi,
+			       report->net_rules ? " with TCP port rules" : "",
+			       sep, report->note);
+	else
+		(void)snprintf(buf, size, "no_new_privs, seccomp (%zu rules), "
+			       "no Landlock%s%s", report->seccomp_rules, sep,
+			       report->note);
+}
+
+/*
+ * Confines the calling process with args->profile and writes what was
+ * applied into summary. The paths come from keyholed's reply, so the
+ * Landlock rules match the directories keyholed serves.
+ */
+static int confine(pam_handle_t *pamh, const struct kh_pam_args *args,
+		   const struct passwd *pw, const struct kh_pam_session *s,
+		   char *summary, size_t size)
+{
+	struct kh_confine_vars vars = {
+		.uid = pw->pw_uid,
+		.home = pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL,
+		.permits_dir = s->permits_dir,
+		.secrets_mount = s->secrets,
+	};
+	struct kh_confine_profile *profile = NULL;
+	struct kh_confine_report report = { 0 };
+	struct kh_err err = { { 0 } };
+	int rc;
+
+	if (strcmp(args->profile, "none") == 0) {
+		(void)snprintf(summary, size, "none (profile=none)");
+		return 0;
+	}
+
+	rc = kh_confine_load(args->profile_dir, args->profile, &vars,
+			     &profile, &err);
+	if (rc < 0) {
+		pam_syslog(pamh, LOG_ERR, "loading confinement profile \"%s\" "
+			   "failed: %s", args->profile, err.msg);
+		return rc;
+	}
+	rc = kh_confine_apply(profile, &report, &err);
+	kh_confine_free(profile);
+	if (rc < 0) {
+		pam_syslog(pamh, LOG_ERR, "applying confinement profile \"%s\" "
+			   "failed: %s", args->profile, err.msg);
+		return rc;
+	}
+	(void)snprintf(summary, size, "profile %s: ", args->profile);
+	describe_report(&report, summary + strlen(summary),
+			size - strlen(summary));
+	return 0;
+}
+
+/*
+ * Undoes a registration whose confinement failed, so that no permit
+ * stays bound to a session that never opened.
+ */
+static void abandon_session(pam_handle_t *pamh, const struct kh_pam_args *args,
+			    const struct kh_pam_session *s)
+{
+	struct kh_err err = { { 0 } };
+	long long revoked = 0;
+
+	unexport_env(pamh);
+	(void)pam_set_data(pamh, KH_PAM_DATA_SESSION, NULL, NULL);
+	if (kh_pam_session_close(args->socket, s->id, &revoked, &err) < 0)
+		pam_syslog(pamh, LOG_ERR, "closing session %s after the "
+			   "failed confinement failed: %s", s->id, err.msg);
+}
+
+static int open_agent_session(pam_handle_t *pamh,
+			      const struct kh_pam_args *args,
+			      const struct passwd *pw)
+{
+	const char *service = item_string(pamh, PAM_SERVICE);
+	const char *tty = item_string(pamh, PAM_TTY);
+	struct kh_pam_session session;
+	struct kh_err err = { { 0 } };
+	char summary[512];
+	int rc;
+
+	if (!service)
+		service = "";
+	rc = kh_pam_session_open(args->socket, pw->pw_uid, service, tty,
+				 &session, &err);
+	if (rc < 0) {
+		pam_syslog(pamh, LOG_ERR, "session_open for user %s (uid %u) "
+			   "failed: %s", pw->pw_name, (unsigned)pw->pw_uid,
+			   err.msg);
+		return failure(pamh, args, "session_open");
+	}
+
+	if (export_env(pamh, &session) != PAM_SUCCESS ||
+	    store_session_id(pamh, session.id) != PAM_SUCCESS) {
+		abandon_session(pamh, args, &session);
+		return failure(pamh, args, "exporting the session");
+	}
+
+	if (confine(pamh, args, pw, &session, summary, sizeof(summary)) < 0) {
+		if (args->fail == KH_PAM_FAIL_CLOSED)
+			abandon_session(pamh, args, &session);
+		return failure(pamh, args, "confinement");
+	}
+
+	pam_syslog(pamh, LOG_INFO, "session %s opened for user %s (uid %u), "
+		   "service %s, tty %s: %s", session.id, pw->pw_name,
+		   (unsigned)pw->pw_uid, service, tty ? tty : "none", summary);
+	return PAM_SUCCESS;
+}
+
+PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
+				   const char **argv)
+{
+	struct kh_pam_args args;
+	struct passwd pw;
+	char *pw_buf = NULL;
+	int rc;
+
+	(void)flags;
+	if (kh_pam_args_parse(pamh, argc, argv, &args) < 0) {
+		rc = failure(pamh, &args, "parsing the module arguments");
+		goto out;
+	}
+	if (kh_pam_lookup_user(pamh, &pw, &pw_buf) < 0) {
+		rc = failure(pamh, &args, "looking up the user");
+		goto out;
+	}
+
+	rc = kh_pam_is_agent(pamh, &args, &pw);
+	if (rc < 0) {
+		rc = failure(pamh, &args, "matching the agent accounts");
+		goto out;
+	}
+	if (rc == 0) {
+		if (args.debug)
+			pam_syslog(pamh, LOG_DEBUG, "user %s is not an agent "
+				   "account, ignoring", pw.pw_name);
+		rc = PAM_IGNORE;
+		goto out;
+	}
+	rc = open_agent_session(pamh, &args, &pw);
+out:
+	free(pw_buf);
+	return rc;
+}
+
+/*
+ * Finds the id of the session to close: the one open_session stored
+ * in this PAM handle, or else KEYHOLE_SESSION from the PAM environment,
+ * for applications that close with another handle than they opened
+ * with. NULL when there is neither.
+ */
+static const char *session_to_close(pam_handle_t *pamh, bool agent)
+{
+	const void *data = NULL;
+
+	if (pam_get_data(pamh, KH_PAM_DATA_SESSION, &data) == PAM_SUCCESS &&
+	    data)
+		return data;
+	return agent ? pam_getenv(pamh, "KEYHOLE_SESSION") : NULL;
+}
+
+static int close_agent_session(pam_handle_t *pamh,
+			       const struct kh_pam_args *args,
+			       const struct passwd *pw, const char *id)
+{
+	const char *service = item_string(pamh, PAM_SERVICE);
+	struct kh_err err = { { 0 } };
+	long long revoked = 0;
+
+	if (!kh_pam_session_id_valid(id)) {
+		pam_syslog(pamh, LOG_ERR, "KEYHOLE_SESSION of user %s is not a "
+			   "session id, not closing it", pw->pw_name);
+		return failure(pamh, args, "session_close");
+	}
+	if (kh_pam_session_close(args->socket, id, &revoked, &err) < 0) {
+		pam_syslog(pamh, LOG_ERR, "session_close of session %s for "
+			   "user %s failed: %s", id, pw->pw_name, err.msg);
+		return failure(pamh, args, "session_close");
+	}
+
+	pam_syslog(pamh, LOG_INFO, "session %s closed for user %s (uid %u), "
+		   "service %s: %lld permits revoked", id, pw->pw_name,
+		   (unsigned)pw->pw_uid, service ? service : "", revoked);
+	(void)pam_set_data(pamh, KH_PAM_DATA_SESSION, NULL, NULL);
+	return PAM_SUCCESS;
+}
+
+PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
+				    const char **argv)
+{
+	struct kh_pam_args args;
+	struct passwd pw;
+	char *pw_buf = NULL;
+	const char *id;
+	int rc, agent;
+
+	(void)flags;
+	if (kh_pam_args_parse(pamh, argc, argv, &args) < 0) {
+		rc = failure(pamh, &args, "parsing the module arguments");
+		goto out;
+	}
+	if (kh_pam_lookup_user(pamh, &pw, &pw_buf) < 0) {
+		rc = failure(pamh, &args, "looking up the user");
+		goto out;
+	}
+	agent = kh_pam_is_agent(pamh, &args, &pw);
+	if (agent < 0) {
+		rc = failure(pamh, &args, "matching the agent accounts");
+		goto out;
+	}
+
+	id = session_to_close(pamh, agent == 1);
+	if (!id && agent == 0) {
+		rc = PAM_IGNORE;
+		goto out;
+	}
+	if (!id) {
+		pam_syslog(pamh, LOG_ERR, "no keyhole session to close for user "
+			   "%s: open_session registered none", pw.pw_name);
+		rc = failure(pamh, &args, "session_close");
+		goto out;
+	}
+	rc = close_agent_session(pamh, &args, &pw, id);
+out:
+	free(pw_buf);
+	return rc;
+}
