@@ -219,6 +219,22 @@ struct kd_proc {
 typedef int (*kd_proc_fd_fn)(int fd, const struct stat *st, void *ctx);
 
 int kd_proc_tgid(pid_t tid, pid_t *tgid);
+
+/*
+ * Reads the small file name under dirfd (AT_FDCWD for an absolute
+ * name) into buf, NUL-terminated, cut at size - 1 bytes. Returns the
+ * length or -errno.
+ */
+ssize_t kd_proc_read_file(int dirfd, const char *name, char *buf,
+			  size_t size);
+
+/*
+ * Reads the parent pid (field 4; ppid may be NULL) and the start time
+ * (field 22, clock ticks since boot) from the stat file under dirfd, a
+ * /proc/<pid> directory. Returns 0, -ESRCH when the process is gone,
+ * -EINVAL for a line that does not parse, or another -errno.
+ */
+int kd_proc_read_stat(int dirfd, pid_t *ppid, unsigned long long *start);
 int kd_proc_open(pid_t tgid, struct kd_proc *out);
 void kd_proc_close(struct kd_proc *proc);
 int kd_proc_still_same(const struct kd_proc *proc);

@@ -25,7 +25,7 @@
 /* Largest /proc/<pid>/stat or status read, in bytes. */
 #define PROC_FILE_MAX 4096
 
-static ssize_t read_small(int dirfd, const char *name, char *buf,
+ssize_t kd_proc_read_file(int dirfd, const char *name, char *buf,
 			  size_t size)
 {
 	ssize_t n;
@@ -34,7 +34,9 @@ static ssize_t read_small(int dirfd, const char *name, char *buf,
 	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	n = read(fd, buf, size - 1);
+	do {
+		n = read(fd, buf, size - 1);
+	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		n = -errno;
 	else
@@ -71,7 +73,7 @@ int kd_proc_tgid(pid_t tid, pid_t *tgid)
 
 	*tgid = 0;
 	(void)snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	n = read_small(AT_FDCWD, path, buf, sizeof(buf));
+	n = kd_proc_read_file(AT_FDCWD, path, buf, sizeof(buf));
 	if (n < 0)
 		return n == -ENOENT ? -ESRCH : (int)n;
 	line = strstr(buf, "\nTgid:");
@@ -87,31 +89,42 @@ int kd_proc_tgid(pid_t tid, pid_t *tgid)
 	return parse_pid(field, tgid);
 }
 
-/* Field 22 of /proc/<pid>/stat, counted after the ")" that ends comm. */
-static int read_start_time(int dirfd, unsigned long long *out)
+/*
+ * comm (field 2) may hold spaces and ")", so the fields are counted
+ * after its last ")".
+ */
+int kd_proc_read_stat(int dirfd, pid_t *ppid, unsigned long long *start)
 {
 	char buf[PROC_FILE_MAX], *p, *end;
+	long parent = -1;
 	ssize_t n;
 
-	*out = 0;
-	n = read_small(dirfd, "stat", buf, sizeof(buf));
+	n = kd_proc_read_file(dirfd, "stat", buf, sizeof(buf));
 	if (n < 0)
 		return n == -ENOENT ? -ESRCH : (int)n;
-	/* comm may contain spaces and ")", so search from the end. */
 	p = strrchr(buf, ')');
 	if (!p)
 		return -EINVAL;
 	p++;
-	for (int field = 3; field < 22; field++) {
+	for (int field = 3; field <= 22; field++) {
 		p += strspn(p, " ");
-		p += strcspn(p, " ");
 		if (*p == '\0')
 			return -EINVAL;
+		errno = 0;
+		if (field == 4)
+			parent = strtol(p, &end, 10);
+		else if (field == 22)
+			*start = strtoull(p, &end, 10);
+		else
+			end = p + strcspn(p, " ");
+		if (errno != 0 || end == p)
+			return -EINVAL;
+		p = end;
 	}
-	errno = 0;
-	*out = strtoull(p, &end, 10);
-	if (errno != 0 || end == p)
+	if (parent < 0 || parent > INT_MAX)
 		return -EINVAL;
+	if (ppid)
+		*ppid = (pid_t)parent;
 	return 0;
 }
 
@@ -132,7 +145,7 @@ int kd_proc_open(pid_t tgid, struct kd_proc *out)
 		r = errno == ENOENT ? -ESRCH : -errno;
 		goto fail;
 	}
-	r = read_start_time(out->dirfd, &out->start);
+	r = kd_proc_read_stat(out->dirfd, NULL, &out->start);
 	if (r < 0)
 		goto fail;
 	return 0;
@@ -162,7 +175,8 @@ int kd_proc_still_same(const struct kd_proc *proc)
 
 	if (syscall(SYS_pidfd_send_signal, proc->pidfd, 0, NULL, 0) < 0)
 		return -ESRCH;
-	if (read_start_time(proc->dirfd, &start) < 0 || start != proc->start)
+	if (kd_proc_read_stat(proc->dirfd, NULL, &start) < 0 ||
+	    start != proc->start)
 		return -ESRCH;
 	return 0;
 }

@@ -27,9 +27,6 @@
 
 #include "daemon.h"
 
-/* Largest /proc/<pid>/stat or sessionid read, in bytes. */
-#define PROC_READ_MAX 4096
-
 struct session_node {
 	struct session_node *next;
 	struct kd_session_info info;
@@ -256,65 +253,6 @@ enum kd_membership kd_sessions_check(const struct kd_sessions *sessions,
 	return KD_MEMBER;
 }
 
-static ssize_t read_proc_file(int dirfd, const char *name, char *buf,
-			      size_t size)
-{
-	ssize_t n;
-	int fd;
-
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	do {
-		n = read(fd, buf, size - 1);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		n = -errno;
-	else
-		buf[n] = '\0';
-	close(fd);
-	return n;
-}
-
-/*
- * Reads ppid (field 4) and start time (field 22) from the stat file of
- * the process whose /proc directory is dirfd. comm (field 2) may hold
- * spaces and ")", so fields are counted after its last ")".
- */
-static int read_stat(int dirfd, pid_t *ppid, unsigned long long *start)
-{
-	char buf[PROC_READ_MAX], *p, *end;
-	long parent = -1;
-	ssize_t n;
-
-	n = read_proc_file(dirfd, "stat", buf, sizeof(buf));
-	if (n < 0)
-		return (int)n;
-	p = strrchr(buf, ')');
-	if (!p)
-		return -EINVAL;
-	p++;
-	for (int field = 3; field <= 22; field++) {
-		p += strspn(p, " ");
-		if (*p == '\0')
-			return -EINVAL;
-		errno = 0;
-		if (field == 4)
-			parent = strtol(p, &end, 10);
-		else if (field == 22)
-			*start = strtoull(p, &end, 10);
-		else
-			end = p + strcspn(p, " ");
-		if (errno != 0 || end == p)
-			return -EINVAL;
-		p = end;
-	}
-	if (parent < 0 || parent > INT_MAX)
-		return -EINVAL;
-	*ppid = (pid_t)parent;
-	return 0;
-}
-
 /*
  * Reads /proc/<pid>/sessionid. Returns KD_AUDIT_SESSION_UNSET when it
  * is unset or the kernel has no audit support.
@@ -324,7 +262,7 @@ uint32_t kd_lineage_audit_session(int dirfd)
 	char buf[32], *end;
 	unsigned long long value;
 
-	if (read_proc_file(dirfd, "sessionid", buf, sizeof(buf)) <= 0)
+	if (kd_proc_read_file(dirfd, "sessionid", buf, sizeof(buf)) <= 0)
 		return KD_AUDIT_SESSION_UNSET;
 	errno = 0;
 	value = strtoull(buf, &end, 10);
@@ -365,7 +303,7 @@ int kd_lineage_read(pid_t pid, int dirfd, struct kd_lineage *out)
 	if (fd < 0)
 		return fd;
 	out->audit_session = kd_lineage_audit_session(fd);
-	r = read_stat(fd, &ppid, &out->chain[0].start);
+	r = kd_proc_read_stat(fd, &ppid, &out->chain[0].start);
 	if (fd != dirfd)
 		close(fd);
 	if (r < 0)
@@ -379,7 +317,7 @@ int kd_lineage_read(pid_t pid, int dirfd, struct kd_lineage *out)
 		if (fd < 0)
 			break;
 		out->chain[i].pid = ppid;
-		r = read_stat(fd, &ppid, &out->chain[i].start);
+		r = kd_proc_read_stat(fd, &ppid, &out->chain[i].start);
 		close(fd);
 		if (r < 0)
 			break;

@@ -220,30 +220,50 @@ static int open_agent_session(pam_handle_t *pamh,
 	return PAM_SUCCESS;
 }
 
+/*
+ * The steps both entry points start with: parse the module line, look
+ * up the PAM user into pw (backed by *pw_buf, which the caller frees
+ * also on failure) and match the user against the agent accounts.
+ * Returns 1 for an agent, 0 for another user, or -1 when a step failed,
+ * with what failure() decided for it in *pam_rc. That can be
+ * PAM_SUCCESS under fail=open, so it cannot be the return value.
+ */
+static int identify_user(pam_handle_t *pamh, int argc, const char **argv,
+			 struct kh_pam_args *args, struct passwd *pw,
+			 char **pw_buf, int *pam_rc)
+{
+	int agent;
+
+	if (kh_pam_args_parse(pamh, argc, argv, args) < 0) {
+		*pam_rc = failure(pamh, args, "parsing the module arguments");
+		return -1;
+	}
+	if (kh_pam_lookup_user(pamh, pw, pw_buf) < 0) {
+		*pam_rc = failure(pamh, args, "looking up the user");
+		return -1;
+	}
+
+	agent = kh_pam_is_agent(pamh, args, pw);
+	if (agent < 0) {
+		*pam_rc = failure(pamh, args, "matching the agent accounts");
+		return -1;
+	}
+	return agent;
+}
+
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 				   const char **argv)
 {
 	struct kh_pam_args args;
 	struct passwd pw;
 	char *pw_buf = NULL;
-	int rc;
+	int rc, agent;
 
 	(void)flags;
-	if (kh_pam_args_parse(pamh, argc, argv, &args) < 0) {
-		rc = failure(pamh, &args, "parsing the module arguments");
+	agent = identify_user(pamh, argc, argv, &args, &pw, &pw_buf, &rc);
+	if (agent < 0)
 		goto out;
-	}
-	if (kh_pam_lookup_user(pamh, &pw, &pw_buf) < 0) {
-		rc = failure(pamh, &args, "looking up the user");
-		goto out;
-	}
-
-	rc = kh_pam_is_agent(pamh, &args, &pw);
-	if (rc < 0) {
-		rc = failure(pamh, &args, "matching the agent accounts");
-		goto out;
-	}
-	if (rc == 0) {
+	if (agent == 0) {
 		if (args.debug)
 			pam_syslog(pamh, LOG_DEBUG, "user %s is not an agent "
 				   "account, ignoring", pw.pw_name);
@@ -308,19 +328,9 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
 	int rc, agent;
 
 	(void)flags;
-	if (kh_pam_args_parse(pamh, argc, argv, &args) < 0) {
-		rc = failure(pamh, &args, "parsing the module arguments");
+	agent = identify_user(pamh, argc, argv, &args, &pw, &pw_buf, &rc);
+	if (agent < 0)
 		goto out;
-	}
-	if (kh_pam_lookup_user(pamh, &pw, &pw_buf) < 0) {
-		rc = failure(pamh, &args, "looking up the user");
-		goto out;
-	}
-	agent = kh_pam_is_agent(pamh, &args, &pw);
-	if (agent < 0) {
-		rc = failure(pamh, &args, "matching the agent accounts");
-		goto out;
-	}
 
 	id = session_to_close(pamh, agent == 1);
 	if (!id && agent == 0) {

@@ -247,6 +247,7 @@ kh_force_unmount() {
 
 kh_cleanup() {
 	kh_stop
+	kh_remove_users
 	if [ -n "${KH_HTTP_PID:-}" ]; then
 		kill "$KH_HTTP_PID" 2>/dev/null
 		wait "$KH_HTTP_PID" 2>/dev/null
@@ -380,6 +381,37 @@ kh_test_setup() {
 	fi
 	out="$KH_TMP/out"
 	mkdir -p "$out"
+}
+
+# kh_make_user PREFIX [USERADD-OPTION...]: adds the temporary account
+# PREFIX-<pid>, with its own group, sh as its shell and a home under
+# /home (a home under /tmp would be readable through the agent profile's
+# /tmp rule). Sets KH_USER and KH_USER_HOME. kh_cleanup removes the
+# account and its home again. Aborts the test when the account exists
+# already or useradd fails. useradd allows names of 32 characters.
+kh_make_user() {
+	KH_USER="$1-$$"
+	shift
+	KH_USER_HOME="/home/$KH_USER"
+	if getent passwd "$KH_USER" >/dev/null; then
+		kh_abort setup "account $KH_USER exists already"
+	fi
+	useradd --create-home --home-dir "$KH_USER_HOME" --shell /bin/sh \
+		--user-group "$@" "$KH_USER" >>"$out/useradd.err" 2>&1 ||
+		kh_abort setup "useradd $KH_USER failed: $(cat "$out/useradd.err")"
+	KH_MADE_USERS="${KH_MADE_USERS:-} $KH_USER"
+}
+
+# kh_remove_users: removes the accounts kh_make_user added, with their
+# homes. userdel fails while a process of the account is left, so the
+# caller ends those first.
+kh_remove_users() {
+	for made_user in ${KH_MADE_USERS:-}; do
+		if ! userdel --remove "$made_user" 2>"$KH_TMP/userdel.err"; then
+			echo "userdel $made_user failed: $(cat "$KH_TMP/userdel.err")" >&2
+		fi
+	done
+	KH_MADE_USERS=
 }
 
 # kh_probe_output VALUE: what probe.py prints after reading a secret

@@ -147,45 +147,30 @@ int64_t kh_cli_now_ms(void);
 /* Formats unix seconds as ISO 8601 UTC ("2024-05-01T12:00:00Z"). */
 void kh_cli_format_time(int64_t seconds, char buf[32]);
 
-/* The values of a confinement profile's path variables, with storage. */
-struct kh_cli_confine_vars {
-	struct kh_confine_vars vars; /* points into the buffers below */
-	char home[PATH_MAX];
-	char permits_dir[PATH_MAX];
-	char secrets_mount[PATH_MAX];
-};
-
 /*
- * Fills out for the calling user: uid from getuid(), home from the
+ * Loads confinement profile name from profile_dir (NULL for the
+ * default) for the calling user: uid from getuid(), home from the
  * password database, permits_dir and secrets_mount from config_path.
  * When config_path is NULL and the default config cannot be read, the
  * compiled-in defaults are used, with a note only when verbose is set.
- * Returns KH_EXIT_OK, or KH_EXIT_USAGE after printing why config_path
- * cannot be loaded.
+ * Prints any error for command. Returns KH_EXIT_OK, KH_EXIT_USAGE for
+ * a config_path that cannot be loaded or an invalid or missing profile,
+ * or KH_EXIT_SYSTEM.
  */
-int kh_cli_confine_vars(const char *command, const char *config_path,
-			bool verbose, struct kh_cli_confine_vars *out);
-
-/*
- * Loads confinement profile name from profile_dir (NULL for the
- * default) and prints any error for command. Returns KH_EXIT_OK,
- * KH_EXIT_USAGE for an invalid or missing profile, or KH_EXIT_SYSTEM.
- */
-int kh_cli_confine_load(const char *command, const char *profile_dir,
-			const char *name, const struct kh_confine_vars *vars,
+int kh_cli_confine_load(const char *command, const char *config_path,
+			const char *profile_dir, const char *name, bool verbose,
 			struct kh_confine_profile **out);
 
 /* Returns the option when given, else $KEYHOLE_SOCKET, else the default. */
 const char *kh_client_socket_path(const char *option);
 
 /*
- * Sends request as one JSON line to the broker's unix socket and reads
- * one JSON line back into *response (new reference). A reply that the
- * broker wrote before it closed without reading the request (a "busy"
- * refusal) is still returned when the send failed with EPIPE or
- * ECONNRESET. Returns -errno from connect (-ENOENT, -ECONNREFUSED,
- * -EACCES) or send, -ETIMEDOUT, or -EPROTO for a response that is not
- * one JSON object.
+ * Runs kh_broker_call with the CLI's limits (KH_CLIENT_TIMEOUT_MS,
+ * KH_CLIENT_MAX_RESPONSE): one JSON line to the broker's unix socket,
+ * one JSON object back into *response (new reference). Returns -errno
+ * from connect (-ENOENT, -ECONNREFUSED, -EACCES) or send, -ETIMEDOUT,
+ * or -EPROTO for a response that is not one JSON object with a boolean
+ * "ok".
  */
 int kh_client_call(const char *socket_path, const json_t *request,
 		   json_t **response, struct kh_err *err);

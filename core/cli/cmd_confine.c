@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +51,16 @@ struct show_options {
 	bool verbose;
 };
 
+/* The values of a confinement profile's path variables, with storage. */
+struct confine_vars {
+	struct kh_confine_vars vars; /* points into the buffers below */
+	char home[PATH_MAX];
+	char permits_dir[PATH_MAX];
+	char secrets_mount[PATH_MAX];
+};
+
 /* Copies the config's paths, or the defaults when there is no config. */
-static int copy_paths(struct kh_cli_confine_vars *out, const char *permits,
+static int copy_paths(struct confine_vars *out, const char *permits,
 		      const char *secrets)
 {
 	int a = snprintf(out->permits_dir, sizeof(out->permits_dir), "%s",
@@ -66,7 +75,7 @@ static int copy_paths(struct kh_cli_confine_vars *out, const char *permits,
 }
 
 static int load_config_paths(const char *command, const char *config_path,
-			     bool verbose, struct kh_cli_confine_vars *out)
+			     bool verbose, struct confine_vars *out)
 {
 	struct kh_config *config = NULL;
 	struct kh_err err = { "" };
@@ -98,8 +107,12 @@ static int load_config_paths(const char *command, const char *config_path,
 	return KH_EXIT_OK;
 }
 
-int kh_cli_confine_vars(const char *command, const char *config_path,
-			bool verbose, struct kh_cli_confine_vars *out)
+/*
+ * Fills out for the calling user. Returns KH_EXIT_OK, or KH_EXIT_USAGE
+ * after printing why config_path cannot be loaded.
+ */
+static int fill_vars(const char *command, const char *config_path,
+		     bool verbose, struct confine_vars *out)
 {
 	struct passwd pw, *found = NULL;
 	char buf[4096];
@@ -125,13 +138,20 @@ int kh_cli_confine_vars(const char *command, const char *config_path,
 	return rc;
 }
 
-int kh_cli_confine_load(const char *command, const char *profile_dir,
-			const char *name, const struct kh_confine_vars *vars,
+int kh_cli_confine_load(const char *command, const char *config_path,
+			const char *profile_dir, const char *name, bool verbose,
 			struct kh_confine_profile **out)
 {
+	struct confine_vars vars;
 	struct kh_err err = { "" };
-	int rc = kh_confine_load(profile_dir, name, vars, out, &err);
+	int rc;
 
+	*out = NULL;
+	rc = fill_vars(command, config_path, verbose, &vars);
+	if (rc != KH_EXIT_OK)
+		return rc;
+
+	rc = kh_confine_load(profile_dir, name, &vars.vars, out, &err);
 	if (rc == 0)
 		return KH_EXIT_OK;
 	kh_cli_error("%s: %s", command, err.msg);
@@ -186,7 +206,6 @@ static int parse_show(int argc, char **argv, struct show_options *opts,
 
 static int run_show(int argc, char **argv)
 {
-	struct kh_cli_confine_vars vars;
 	struct kh_confine_profile *profile = NULL;
 	struct show_options opts;
 	const char *name = NULL;
@@ -197,11 +216,8 @@ static int run_show(int argc, char **argv)
 	rc = parse_show(argc, argv, &opts, &name);
 	if (rc != KH_EXIT_OK)
 		return rc == KH_CLI_HELP_SHOWN ? KH_EXIT_OK : rc;
-	rc = kh_cli_confine_vars("confine show", opts.config, opts.verbose,
-				 &vars);
-	if (rc == KH_EXIT_OK)
-		rc = kh_cli_confine_load("confine show", opts.profile_dir, name,
-					 &vars.vars, &profile);
+	rc = kh_cli_confine_load("confine show", opts.config,
+				 opts.profile_dir, name, opts.verbose, &profile);
 	if (rc != KH_EXIT_OK)
 		return rc;
 

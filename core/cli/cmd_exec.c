@@ -218,17 +218,11 @@ static int confine(const struct exec_options *opts,
 static int load_profile(const struct exec_options *opts,
 			struct kh_confine_profile **profile)
 {
-	struct kh_cli_confine_vars vars;
-	int rc;
-
 	*profile = NULL;
 	if (!opts->profile)
 		return KH_EXIT_OK;
-	rc = kh_cli_confine_vars("exec", opts->config, opts->verbose, &vars);
-	if (rc == KH_EXIT_OK)
-		rc = kh_cli_confine_load("exec", opts->profile_dir,
-					 opts->profile, &vars.vars, profile);
-	return rc;
+	return kh_cli_confine_load("exec", opts->config, opts->profile_dir,
+				   opts->profile, opts->verbose, profile);
 }
 
 int kh_cmd_exec(int argc, char **argv)

@@ -28,14 +28,12 @@ fi
 chmod 0755 "$TRY"
 killed_status=$((128 + $("$KH_PYTHON" -I -c 'import signal; print(int(signal.SIGSYS))')))
 
-esc_user=
 esc_pids=
 
 escape_cleanup() {
 	for pid in $esc_pids; do
 		kill -KILL "$pid" 2>/dev/null
 	done
-	[ -n "$esc_user" ] && userdel --remove "$esc_user" 2>/dev/null
 	kh_cleanup
 }
 trap escape_cleanup EXIT
@@ -289,13 +287,9 @@ check_equal tiocsti_root_denied \
 # --- Credential files in a home directory (Landlock) --------------------
 
 # daemon's home is /usr/sbin, so a temporary account gets a real home.
-# It lives under /home: a home under /tmp would be readable through the
-# /tmp rule.
-esc_user="kh-esc-$$"
-esc_home="/home/$esc_user"
-useradd --create-home --home-dir "$esc_home" --shell /bin/sh --user-group \
-	"$esc_user" >>"$out/useradd.err" 2>&1 ||
-	kh_abort user_added "useradd $esc_user failed: $(cat "$out/useradd.err")"
+kh_make_user kh-esc
+esc_user=$KH_USER
+esc_home=$KH_USER_HOME
 
 as_esc() {
 	setpriv --reuid "$esc_user" --regid "$esc_user" --init-groups -- "$@"

@@ -10,7 +10,6 @@ KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)
 kh_test_setup --support
 cd "$KH_TMP" || kh_abort setup "cannot enter $KH_TMP"
 
-tools_user=
 tools_pids=
 
 tools_cleanup() {
@@ -18,7 +17,6 @@ tools_cleanup() {
 		kill "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
-	[ -n "$tools_user" ] && userdel --remove "$tools_user" 2>/dev/null
 	kh_cleanup
 }
 trap tools_cleanup EXIT
@@ -26,11 +24,9 @@ trap 'exit 1' INT TERM
 
 # The agent here is a temporary account with a writable home under
 # /home for git, because daemon's home is /usr/sbin.
-tools_user="kh-tools-$$"
-tools_home="/home/$tools_user"
-useradd --create-home --home-dir "$tools_home" --shell /bin/sh --user-group \
-	"$tools_user" >>"$out/useradd.err" 2>&1 ||
-	kh_abort user_added "useradd $tools_user failed: $(cat "$out/useradd.err")"
+kh_make_user kh-tools
+tools_user=$KH_USER
+tools_home=$KH_USER_HOME
 KH_AGENT_USER=$tools_user
 
 # An empty profile directory pins the built-in agent profile, whatever

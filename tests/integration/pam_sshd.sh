@@ -19,14 +19,12 @@ KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)
 SSHD=/usr/sbin/sshd
 PAM_MODULE="$KH_BUILD/pam_keyhole.so"
 TRY_SYSCALL="$KH_BUILD/tests/support/try_syscall"
-# useradd allows 32 characters; the pid keeps parallel runs apart.
-agent="khpam$$"
+# The pid keeps parallel runs apart.
 agents_group="khagents$$"
 service="keyhole-test-sshd-$$"
 pam_file="/etc/pam.d/$service"
 sshd_pid=
 made_run_sshd=
-made_agent=
 made_group=
 
 sshd_cleanup() {
@@ -35,11 +33,8 @@ sshd_cleanup() {
 		wait "$sshd_pid" 2>/dev/null
 	fi
 	[ -f "$pam_file" ] && rm -f "$pam_file"
-	# The logout has ended every process of the account by now, and
-	# userdel fails while one is left. -r also removes the home directory.
-	if [ -n "$made_agent" ] && ! userdel -r "$agent" 2>"$KH_TMP/userdel.err"; then
-		echo "userdel $agent failed: $(cat "$KH_TMP/userdel.err")" >&2
-	fi
+	# The logout has ended every process of the account by now.
+	kh_remove_users
 	[ -n "$made_group" ] && groupdel "$agents_group"
 	[ -n "$made_run_sshd" ] && rmdir /run/sshd
 	kh_cleanup
@@ -52,9 +47,6 @@ trap sshd_cleanup EXIT INT TERM
 [ -f "$PAM_MODULE" ] || kh_abort setup "$PAM_MODULE not built: run make all"
 [ -x "$TRY_SYSCALL" ] || kh_abort setup "$TRY_SYSCALL not built: run make unit"
 [ -e "$pam_file" ] && kh_abort setup "$pam_file exists already"
-if getent passwd "$agent" >/dev/null; then
-	kh_abort setup "account $agent exists already"
-fi
 if getent group "$agents_group" >/dev/null; then
 	kh_abort setup "group $agents_group exists already"
 fi
@@ -65,10 +57,9 @@ ssh_dir="$KH_TMP/ssh"
 mkdir -p "$ssh_dir" && chmod 0700 "$ssh_dir"
 groupadd "$agents_group" || kh_abort setup "groupadd $agents_group failed"
 made_group=1
-useradd -m -s /bin/sh -G "$agents_group" "$agent" ||
-	kh_abort setup "useradd $agent failed"
-made_agent=1
-home=$(getent passwd "$agent" | cut -d: -f6)
+kh_make_user khpam -G "$agents_group"
+agent=$KH_USER
+home=$KH_USER_HOME
 agent_uid=$(id -u "$agent")
 ssh-keygen -q -t ed25519 -N '' -C "$agent" -f "$ssh_dir/client_key" ||
 	kh_abort setup "ssh-keygen failed for the client key"

@@ -24,6 +24,19 @@ int kh_test_main(const char *suite, const struct kh_test_case *cases,
 /* Directory holding test data (tests/), from KH_TEST_DATA or "tests". */
 const char *kh_test_data_dir(void);
 
+/*
+ * Creates a new directory from pattern, a mkdtemp template ending in
+ * "XXXXXX", and writes its path into buf. On failure records it in the
+ * current case and leaves buf empty.
+ */
+void kh_test_mkdtemp(char *buf, size_t size, const char *pattern);
+
+/*
+ * Removes dir and everything under it, without following symlinks.
+ * Does nothing for an empty dir; records any failure in the current case.
+ */
+void kh_test_rmtree(const char *dir);
+
 #define CHECK(cond)                                                        \
 	do {                                                               \
 		if (!(cond))                                               \

@@ -25,17 +25,12 @@ static char work[64];
 
 static void make_work(void)
 {
-	(void)snprintf(work, sizeof(work), "/tmp/kh-test-config.XXXXXX");
-	if (!mkdtemp(work))
-		kh_test_fail(__FILE__, __LINE__, "mkdtemp: %s", strerror(errno));
+	kh_test_mkdtemp(work, sizeof(work), "/tmp/kh-test-config.XXXXXX");
 }
 
 static void remove_work(void)
 {
-	char cmd[128];
-
-	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work);
-	CHECK_INT(system(cmd), 0);
+	kh_test_rmtree(work);
 }
 
 /* Writes text to work/name and returns its path (static buffer). */

@@ -41,17 +41,12 @@ static const struct kh_confine_vars test_vars = {
 
 static void make_work(void)
 {
-	(void)snprintf(work, sizeof(work), "/var/tmp/kh-test-confine.XXXXXX");
-	if (!mkdtemp(work))
-		kh_test_fail(__FILE__, __LINE__, "mkdtemp: %s", strerror(errno));
+	kh_test_mkdtemp(work, sizeof(work), "/var/tmp/kh-test-confine.XXXXXX");
 }
 
 static void remove_work(void)
 {
-	char cmd[128];
-
-	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work);
-	CHECK_INT(system(cmd), 0);
+	kh_test_rmtree(work);
 }
 
 /* Builds "<work>/<rest>" (static buffer). */
