@@ -194,11 +194,11 @@ check: deps
 	@KH_BUILD=$(BUILD) SANITIZE=$(SANITIZE) sh tests/run.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s --no-print-directory all
 	@KH_BUILD=$(BUILD) sh tests/demo.sh
 
 demo-federation: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s --no-print-directory all
 	@KH_BUILD=$(BUILD) sh tests/demo_federation.sh
 
 bench: deps

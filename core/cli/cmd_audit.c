@@ -314,8 +314,39 @@ static int resolve_show_dir(struct show_options *opts)
 }
 
 /*
+ * Prints text in double quotes, with a backslash before each '"' and
+ * backslash, and control characters as \xNN. A reason quoting an argv
+ * element then stays one field for grep and awk, and an argv holding a
+ * newline cannot print what looks like a second record.
+ */
+static void print_quoted(const char *text)
+{
+	putchar('"');
+	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+		if (*c < 0x20 || *c == 0x7f)
+			printf("\\x%02x", *c);
+		else if (*c == '"' || *c == '\\')
+			printf("\\%c", *c);
+		else
+			putchar(*c);
+	}
+	putchar('"');
+}
+
+static bool needs_quotes(const char *text)
+{
+	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+		if (*c <= 0x20 || *c == 0x7f || *c == '"' || *c == '=' ||
+		    *c == '\\')
+			return true;
+	}
+	return false;
+}
+
+/*
  * Prints a string or integer value as key=value, quoting strings that
- * contain spaces. Absent, null and empty values print nothing.
+ * contain spaces, quotes, backslashes, '=' or control characters.
+ * Absent, null and empty values print nothing.
  */
 static void print_field(const char *key, const json_t *value)
 {
@@ -323,9 +354,10 @@ static void print_field(const char *key, const json_t *value)
 
 	if (text && *text == '\0')
 		return;
-	if (text && strpbrk(text, " \t\"="))
-		printf(" %s=\"%s\"", key, text);
-	else if (text)
+	if (text && needs_quotes(text)) {
+		printf(" %s=", key);
+		print_quoted(text);
+	} else if (text)
 		printf(" %s=%s", key, text);
 	else if (json_is_integer(value))
 		printf(" %s=%lld", key, (long long)json_integer_value(value));

@@ -352,9 +352,26 @@ static void load_federation_path(struct loader *ld, const json_t *value,
 }
 
 /*
+ * Sets retired_dir to "federation-retired" in the key's directory, the
+ * place keyhole keygen --federation and oidc export use when they run
+ * without a config, so that all of them find the same retired keys.
+ */
+static void default_retired_dir(struct kh_config *config)
+{
+	const char *slash = strrchr(config->fed_key, '/');
+	int dir_len = slash ? (int)(slash - config->fed_key) : 0;
+
+	config->fed_retired_dir[0] = '\0';
+	if (!slash || dir_len > PATH_MAX - 32)
+		return;
+	(void)snprintf(config->fed_retired_dir, sizeof(config->fed_retired_dir),
+		       "%.*s/federation-retired", dir_len, config->fed_key);
+}
+
+/*
  * Loads the optional "federation" object: {"issuer": "https://...",
  * "key": PATH, "retired_dir": PATH}. retired_dir defaults to
- * "federation-retired" beside the config.
+ * "federation-retired" beside the key.
  */
 static void load_federation(struct loader *ld, const json_t *root,
 			    struct kh_config *config)
@@ -404,11 +421,8 @@ static void load_federation(struct loader *ld, const json_t *root,
 		load_federation_path(ld, value, "retired_dir", config,
 				     config->fed_retired_dir,
 				     sizeof(config->fed_retired_dir));
-	else if (snprintf(config->fed_retired_dir,
-			  sizeof(config->fed_retired_dir),
-			  "%.*s/federation-retired", PATH_MAX - 32,
-			  config->dir) < 0)
-		config->fed_retired_dir[0] = '\0';
+	else
+		default_retired_dir(config);
 }
 
 /* Loads every member, reporting each error; returns the first error's rc. */

@@ -333,7 +333,7 @@ static int log_use_and_revoke(struct kh_dpr *dpr, const json_t *decision)
 			   kh_policy_hash(policy), "uses", 1, "exp", exp);
 	revoke = json_pack("{s:O, s:O, s:{s:i}, s:s}", "jti", jti, "exp", exp,
 			   "by", "uid", (int)getuid(), "reason",
-			   "fixture revoke");
+			   "fixture \"revoke\"\nseq=9 forged");
 	rc = access && revoke ? 0 : -ENOMEM;
 	if (rc == 0)
 		rc = kh_dpr_append(dpr, "access", access, NULL, NULL, NULL);
