@@ -53,6 +53,17 @@ struct net_port_attr {
 #define FS_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define FS_READ_EXEC (FS_READ | LANDLOCK_ACCESS_FS_EXECUTE)
 
+/*
+ * The rights left out of the rule on a directory that has excluded
+ * paths below it: reading file contents, and renaming or linking
+ * entries (rename needs REMOVE_* on the source directory, link needs
+ * MAKE_REG, and both need REFER across directories).
+ */
+#define DIR_PARTIAL_DENIED                                                 \
+	(LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_EXECUTE |       \
+	 LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |  \
+	 LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_REFER)
+
 /* The rights a rule on a file other than a directory may carry. */
 #define FS_FILE_RIGHTS                                                     \
 	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |      \
@@ -294,14 +305,13 @@ static int add_tree(struct ruleset *rs, int dirfd, const char *name,
 		/*
 		 * A rule on a directory covers everything below it, so this
 		 * one leaves out reading and executing file contents, or the
-		 * excluded paths would be readable too. Creating, writing
-		 * and removing entries stay allowed, so that a tool can still
-		 * make a new file in ~. Rules are bound to inodes: renaming
-		 * an excluded file does not make it readable.
+		 * excluded paths would be readable too. It also leaves out
+		 * every right that gives an existing inode a new name
+		 * (rename, link): the walk matches names, so a renamed
+		 * ~/.aws would get full rights the next time a profile is
+		 * applied. Creating and writing files stays allowed.
 		 */
-		rc = add_path_rule(rs, fd, &st, access &
-				   ~(uint64_t)(LANDLOCK_ACCESS_FS_READ_FILE |
-					       LANDLOCK_ACCESS_FS_EXECUTE),
+		rc = add_path_rule(rs, fd, &st, access & ~DIR_PARTIAL_DENIED,
 				   path);
 		if (rc == 0)
 			rc = add_entries(rs, fd, path, access, depth);

@@ -23,7 +23,9 @@
  */
 static const char *const fixed_deny[] = {
 	/* Reading or changing another process: the broker, or a sibling
-	 * that holds permit descriptors. */
+	 * that holds permit descriptors. NOTE: /proc/PID/mem and
+	 * /proc/PID/fd of a process in the same Landlock domain (the same
+	 * session) stay reachable, see docs/confinement.md. */
 	"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
 	"kcmp", "process_madvise", "perf_event_open", "bpf", "userfaultfd",
 	/* A new mount could cover the paths that Landlock rules name. */

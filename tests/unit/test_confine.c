@@ -592,6 +592,69 @@ static void test_apply_landlock_excludes(void)
 	remove_work();
 }
 
+/* Builds "<allowed_dir>/<rest>" (static buffer). */
+static const char *in_allowed(const char *rest)
+{
+	static char path[2][256];
+	static int next;
+
+	next ^= 1;
+	(void)snprintf(path[next], sizeof(path[next]), "%s/%s", allowed_dir,
+		       rest);
+	return path[next];
+}
+
+/*
+ * Rules are bound to inodes, but the exclude walk matches names. A new
+ * name for an excluded inode, made by one confined process, would get
+ * full rights the next time the profile is applied.
+ */
+static void check_exclude_rename_denied(void)
+{
+	CHILD_ERRNO(rename(in_allowed("creds"), in_allowed("creds-moved")),
+		    EACCES);
+	CHILD_ERRNO(rename(in_allowed("sub"), in_allowed("sub-moved")),
+		    EACCES);
+	CHILD_ERRNO(rename(in_allowed("id_rsa"), in_allowed("key")), EACCES);
+	CHILD_ERRNO(link(in_allowed("id_rsa"), in_allowed("key")), EACCES);
+	CHILD_ERRNO(link(in_allowed("id_rsa"), in_allowed("work/key")),
+		    EXDEV);
+	CHILD_ERRNO(unlink(in_allowed("public")), EACCES);
+	CHILD_OK(open(in_allowed("public"), O_WRONLY | O_CLOEXEC));
+	CHILD_OK(rename(in_allowed("work/a"), in_allowed("work/b")));
+	CHILD_OK(open(in_allowed("work/new"), O_RDWR | O_CREAT | O_CLOEXEC,
+		      0600));
+}
+
+static void test_exclude_rename_denied(void)
+{
+	char profile[1024];
+
+	if (kh_confine_landlock_abi() == 0) {
+		printf("SKIP: confine/exclude_rename_denied: no Landlock\n");
+		return;
+	}
+	make_work();
+	(void)snprintf(allowed_dir, sizeof(allowed_dir), "%.64s/a", work);
+	CHECK_INT(mkdir(allowed_dir, 0755), 0);
+	CHECK_INT(mkdir(in_work("a/creds"), 0755), 0);
+	CHECK_INT(mkdir(in_work("a/sub"), 0755), 0);
+	CHECK_INT(mkdir(in_work("a/work"), 0755), 0);
+	write_file("a/public", "p", 0644);
+	write_file("a/id_rsa", "k", 0644);
+	write_file("a/creds/key", "k", 0644);
+	write_file("a/sub/secret", "s", 0644);
+	write_file("a/work/a", "w", 0644);
+	(void)snprintf(profile, sizeof(profile),
+		       "{\"filesystem\": {\"read_write\": [\"%s\"],\n"
+		       " \"exclude\": [\"%s/creds\", \"%s/id_*\", "
+		       "\"%s/sub/secret\"]}}\n",
+		       allowed_dir, allowed_dir, allowed_dir, allowed_dir);
+	write_file("rw.json", profile, 0644);
+	CHECK_INT(run_confined("rw", check_exclude_rename_denied), 0);
+	remove_work();
+}
+
 static const struct kh_test_case cases[] = {
 	{ "builtin_names_resolve", test_builtin_names_resolve },
 	{ "builtin_agent_expands", test_builtin_agent_expands },
@@ -607,6 +670,7 @@ static const struct kh_test_case cases[] = {
 	{ "x32_call_killed", test_x32_call_killed },
 	{ "apply_strict", test_apply_strict },
 	{ "apply_landlock_excludes", test_apply_landlock_excludes },
+	{ "exclude_rename_denied", test_exclude_rename_denied },
 };
 
 int main(void)
