@@ -342,23 +342,43 @@ static int end_session_locked(struct kd_daemon *d,
 	return ctx.error < 0 ? ctx.error : r;
 }
 
-/* Handles {"op":"session_close","session":ID} from uid 0. */
+/*
+ * Handles {"op":"session_close","session":ID,"uid":N} from uid 0. The
+ * uid must be the session's: the PAM module may take the id from the
+ * PAM environment, which a user can set (pam_env user_readenv), so an
+ * id alone must not close another account's session.
+ */
 json_t *kd_session_close(struct kd_daemon *d, const struct kd_peer *peer,
 			 const json_t *req)
 {
 	const char *id = json_string_value(json_object_get(req, "session"));
+	const json_t *uid = json_object_get(req, "uid");
 	const struct kd_session_info *found;
 	struct kd_session_info info;
 	size_t revoked = 0;
 	int r = 0;
 
-	(void)peer;
 	if (!id || !kh_permit_jti_is_valid(id))
 		return kd_reply_error("invalid", "$.session: expected the "
 				      "22-character session id that "
 				      "session_open returned");
+	if (!json_is_integer(uid) || json_integer_value(uid) < 0 ||
+	    json_integer_value(uid) > UID_MAX_VALID)
+		return kd_reply_error("invalid", "$.uid: expected the uid of "
+				      "the account whose session closes, an "
+				      "integer from 0 to 4294967294");
 	pthread_mutex_lock(&d->lock);
 	found = kd_sessions_find(d->sessions, id);
+	if (found && found->uid != (uid_t)json_integer_value(uid)) {
+		pthread_mutex_unlock(&d->lock);
+		kd_log_denial(peer->uid, "session_close", "session_close of "
+			      "session %s denied: it belongs to uid %u, not "
+			      "uid %lld (pid %ld)", id, (unsigned)found->uid,
+			      (long long)json_integer_value(uid),
+			      (long)peer->pid);
+		return kd_reply_error("not_found", "no open session of this "
+				      "uid has this id");
+	}
 	if (found) {
 		info = *found;
 		r = end_session_locked(d, &info, REASON_CLOSED, &revoked);

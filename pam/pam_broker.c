@@ -184,15 +184,15 @@ out:
 }
 
 int kh_pam_session_close(const char *socket_path, const char *id,
-			 long long *revoked, struct kh_err *err)
+			 uid_t uid, long long *revoked, struct kh_err *err)
 {
 	static const char *const names[] = { "ok", "revoked", NULL };
 	json_t *request, *reply = NULL, *count;
 	int rc;
 
 	*revoked = 0;
-	request = json_pack("{s:s, s:s}", "op", "session_close", "session",
-			    id);
+	request = json_pack("{s:s, s:s, s:I}", "op", "session_close",
+			    "session", id, "uid", (json_int_t)uid);
 	if (!request) {
 		kh_err_set(err, "out of memory");
 		return -ENOMEM;

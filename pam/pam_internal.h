@@ -92,11 +92,12 @@ int kh_pam_session_open(const char *socket_path, uid_t uid,
 			struct kh_pam_session *out, struct kh_err *err);
 
 /*
- * Sends session_close for session id. Returns 0 and the number of
- * permits keyholed revoked in *revoked, or a negative errno with err set.
+ * Sends session_close for session id of account uid. Returns 0 and the
+ * number of permits keyholed revoked in *revoked, or a negative errno
+ * with err set.
  */
 int kh_pam_session_close(const char *socket_path, const char *id,
-			 long long *revoked, struct kh_err *err);
+			 uid_t uid, long long *revoked, struct kh_err *err);
 
 /* Returns true when id has the form of a session id. */
 bool kh_pam_session_id_valid(const char *id);

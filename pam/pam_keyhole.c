@@ -168,14 +168,14 @@ static int confine(pam_handle_t *pamh, const struct kh_pam_args *args,
  * stays bound to a session that never opened.
  */
 static void abandon_session(pam_handle_t *pamh, const struct kh_pam_args *args,
-			    const struct kh_pam_session *s)
+			    const struct kh_pam_session *s, uid_t uid)
 {
 	struct kh_err err = { { 0 } };
 	long long revoked = 0;
 
 	unexport_env(pamh);
 	(void)pam_set_data(pamh, KH_PAM_DATA_SESSION, NULL, NULL);
-	if (kh_pam_session_close(args->socket, s->id, &revoked, &err) < 0)
+	if (kh_pam_session_close(args->socket, s->id, uid, &revoked, &err) < 0)
 		pam_syslog(pamh, LOG_ERR, "closing session %s after the "
 			   "failed confinement failed: %s", s->id, err.msg);
 }
@@ -204,13 +204,13 @@ static int open_agent_session(pam_handle_t *pamh,
 
 	if (export_env(pamh, &session) != PAM_SUCCESS ||
 	    store_session_id(pamh, session.id) != PAM_SUCCESS) {
-		abandon_session(pamh, args, &session);
+		abandon_session(pamh, args, &session, pw->pw_uid);
 		return failure(pamh, args, "exporting the session");
 	}
 
 	if (confine(pamh, args, pw, &session, summary, sizeof(summary)) < 0) {
 		if (args->fail == KH_PAM_FAIL_CLOSED)
-			abandon_session(pamh, args, &session);
+			abandon_session(pamh, args, &session, pw->pw_uid);
 		return failure(pamh, args, "confinement");
 	}
 
@@ -218,6 +218,16 @@ static int open_agent_session(pam_handle_t *pamh,
 		   "service %s, tty %s: %s", session.id, pw->pw_name,
 		   (unsigned)pw->pw_uid, service, tty ? tty : "none", summary);
 	return PAM_SUCCESS;
+}
+
+/* The session id that open_session stored in this handle, or NULL. */
+static const char *stored_session(pam_handle_t *pamh)
+{
+	const void *data = NULL;
+
+	if (pam_get_data(pamh, KH_PAM_DATA_SESSION, &data) != PAM_SUCCESS)
+		return NULL;
+	return data;
 }
 
 /*
@@ -257,6 +267,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 	struct kh_pam_args args;
 	struct passwd pw;
 	char *pw_buf = NULL;
+	const char *open_id;
 	int rc, agent;
 
 	(void)flags;
@@ -268,6 +279,16 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 			pam_syslog(pamh, LOG_DEBUG, "user %s is not an agent "
 				   "account, ignoring", pw.pw_name);
 		rc = PAM_IGNORE;
+		goto out;
+	}
+	open_id = stored_session(pamh);
+	if (open_id) {
+		/* A second session would replace the stored id, and
+		 * close_session would then leave the first one open. */
+		pam_syslog(pamh, LOG_WARNING, "session %s is already open in "
+			   "this PAM handle, not registering another",
+			   open_id);
+		rc = PAM_SUCCESS;
 		goto out;
 	}
 	rc = open_agent_session(pamh, &args, &pw);
@@ -284,11 +305,10 @@ out:
  */
 static const char *session_to_close(pam_handle_t *pamh, bool agent)
 {
-	const void *data = NULL;
+	const char *id = stored_session(pamh);
 
-	if (pam_get_data(pamh, KH_PAM_DATA_SESSION, &data) == PAM_SUCCESS &&
-	    data)
-		return data;
+	if (id)
+		return id;
 	return agent ? pam_getenv(pamh, "KEYHOLE_SESSION") : NULL;
 }
 
@@ -305,7 +325,8 @@ static int close_agent_session(pam_handle_t *pamh,
 			   "session id, not closing it", pw->pw_name);
 		return failure(pamh, args, "session_close");
 	}
-	if (kh_pam_session_close(args->socket, id, &revoked, &err) < 0) {
+	if (kh_pam_session_close(args->socket, id, pw->pw_uid, &revoked,
+				 &err) < 0) {
 		pam_syslog(pamh, LOG_ERR, "session_close of session %s for "
 			   "user %s failed: %s", id, pw->pw_name, err.msg);
 		return failure(pamh, args, "session_close");

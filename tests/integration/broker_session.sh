@@ -107,8 +107,10 @@ reply=$(session_send "{\"op\":\"session_open\",\"uid\":$KH_AGENT_UID,\"service\"
 check_contains open_bad_service_invalid "$reply" '$.service'
 reply=$(session_send "{\"op\":\"session_open\",\"uid\":$KH_AGENT_UID,\"service\":\"sshd\",\"pid\":1}")
 check_contains open_unknown_key_invalid "$reply" '$.pid: unknown key'
-reply=$(session_send '{"op":"session_close","session":"AAAAAAAAAAAAAAAAAAAAAA"}')
+reply=$(session_send "{\"op\":\"session_close\",\"session\":\"AAAAAAAAAAAAAAAAAAAAAA\",\"uid\":$KH_AGENT_UID}")
 check_contains close_unknown_not_found "$reply" '"error":"not_found"'
+reply=$(session_send '{"op":"session_close","session":"AAAAAAAAAAAAAAAAAAAAAA"}')
+check_contains close_without_uid_invalid "$reply" '$.uid'
 
 # A session opens, and its permits directory exists for the agent.
 [ -e "$KH_PERMITS/$KH_AGENT_UID" ] && fail permits_dir_absent_before "already exists"
@@ -165,7 +167,12 @@ in_session_start "$lead1" "$agent_run $KEYHOLE exec --permit $permit1 -- \
 $KH_PYTHON -I $KH_SUPPORT/probe.py read $secret_path --after $KH_TMP/closed \
 >$out/probe1c 2>>$out/probe.err"
 kh_wait_until 100 grep -qs ready "$out/probe1c" || fail holder_ready "holder not ready"
-reply=$(session_send "{\"op\":\"session_close\",\"session\":\"$session1\"}")
+# The uid must be the session's: an id alone closes nothing.
+reply=$(session_send "{\"op\":\"session_close\",\"session\":\"$session1\",\"uid\":0}")
+check_contains close_other_uid_not_found "$reply" '"error":"not_found"'
+check_contains close_other_uid_logged "$(cat "$KH_LOG")" \
+	"session_close of session $session1 denied: it belongs to uid $KH_AGENT_UID"
+reply=$(session_send "{\"op\":\"session_close\",\"session\":\"$session1\",\"uid\":$KH_AGENT_UID}")
 check_equal close_reply "$reply" '{"ok":true,"revoked":1}'
 touch "$KH_TMP/closed"
 kh_wait_until 100 grep -qs error "$out/probe1c"
@@ -180,7 +187,7 @@ check_equal close_session_record \
 check_contains close_logged "$(cat "$KH_LOG")" "session closed: session=$session1"
 check_equal outside_permit_survives "$(kh_probe_with "$permit0" read "$secret_path")" \
 	"$secret_ok"
-reply=$(session_send "{\"op\":\"session_close\",\"session\":\"$session1\"}")
+reply=$(session_send "{\"op\":\"session_close\",\"session\":\"$session1\",\"uid\":$KH_AGENT_UID}")
 check_contains close_twice_not_found "$reply" '"error":"not_found"'
 touch "$lead1/exit"
 
@@ -218,7 +225,7 @@ check_equal down_revoke_record "$(kh_json count "$dpr" type=revoke \
 	jti="$(basename "$permit3")" reason="session leader exited")" 1
 check_equal down_session_record "$(kh_json count "$dpr" type=session_close \
 	session="$session3" reason="session leader exited")" 1
-reply=$(session_send "{\"op\":\"session_close\",\"session\":\"$session3\"}")
+reply=$(session_send "{\"op\":\"session_close\",\"session\":\"$session3\",\"uid\":$KH_AGENT_UID}")
 check_contains down_session_not_found "$reply" '"error":"not_found"'
 
 wait "$lead1_pid" 2>/dev/null

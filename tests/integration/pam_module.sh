@@ -118,6 +118,17 @@ wrapped pamtester -v agent daemon open_session close_session \
 	>"$out/pamtester.out" 2>&1
 check_equal pamtester_agent_succeeds "$?" 0
 
+# Called twice on one handle, open_session registers one session, so
+# that close_session closes all that was opened.
+opened_before=$(grep -c 'session opened: ' "$KH_LOG")
+wrapped pamtester -v agent daemon open_session open_session close_session \
+	>"$out/pamtester_twice.out" 2>&1
+check_equal pamtester_open_twice_succeeds "$?" 0
+check_equal open_twice_registers_once "$(grep -c 'session opened: ' "$KH_LOG")" \
+	$((opened_before + 1))
+check_contains open_twice_warns "$(cat "$out/pamtester_twice.out")" \
+	"is already open in this PAM handle, not registering another"
+
 # 3. group= matches the primary group too; profile=none skips confinement.
 service by_group group=daemon profile=none socket="$KH_SOCKET"
 session by_group daemon by_group
