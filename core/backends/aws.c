@@ -710,7 +710,9 @@ static bool backoff(int64_t deadline, unsigned attempt)
 /*
  * Sends req. host->http already retries 429, 5xx and timeouts; AWS
  * also throttles with a 400 whose body names the error (Throttling,
- * ThrottlingException), which is retried here, within the same bounds.
+ * ThrottlingException), which is retried here, within the same bounds:
+ * the attempts host->http made count against KH_HTTP_MAX_ATTEMPTS, and
+ * each retry made here is a single attempt.
  * Returns 0 with *e filled for a non-2xx reply, or host->http's error.
  */
 static int aws_send(const struct aws_state *st,
@@ -719,22 +721,26 @@ static int aws_send(const struct aws_state *st,
 		    struct aws_error *e, struct kh_err *err)
 {
 	const struct kh_backend_host *host = st->host;
+	struct kh_http_request once = *req;
+	unsigned used = 0;
 
-	for (unsigned attempt = 1;; attempt++) {
-		int r = host->http(req, resp, err);
+	for (;;) {
+		int r = host->http(&once, resp, err);
 
+		used += resp->attempts;
 		memset(e, 0, sizeof(*e));
 		if (r < 0 || (resp->status >= 200 && resp->status < 300))
 			return r;
 		parse_error(resp, xml, e);
 		if (resp->status != 400 ||
 		    error_reason(e, resp->status) != KH_FETCH_THROTTLED ||
-		    attempt >= KH_HTTP_MAX_ATTEMPTS ||
-		    !backoff(req->deadline, attempt))
+		    used >= KH_HTTP_MAX_ATTEMPTS ||
+		    !backoff(req->deadline, used))
 			return 0;
 		host->debug("backend %s: %s throttled (%s), retry %u",
-			    host->backend_name, what, e->code, attempt);
+			    host->backend_name, what, e->code, used);
 		host->http_response_clear(resp);
+		once.retry = false;
 	}
 }
 

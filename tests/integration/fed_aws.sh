@@ -146,6 +146,22 @@ import json, sys
 print([c.get("result") for c in json.load(sys.stdin)
        if c["service"] == "secretsmanager"][-2:])')" "['ThrottlingException', 'ok']"
 
+# A 400 ThrottlingException that follows the HTTP layer's own retries of
+# 5xx counts against the same bound of 3 attempts.
+sm_attempts() {
+	fed_mock_call "$sts_url/_mock/log" | "$KH_PYTHON" -I -c '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin)
+          if e["target"] == "secretsmanager.GetSecretValue"))'
+}
+before=$(sm_attempts)
+fed_plan "$sts_url" secretsmanager.GetSecretValue 500 500 400
+check_equal mixed_throttle_eacces "$(fed_probe "$permit" "$KH_MOUNT/aws/db")" \
+	"error EACCES"
+check_equal mixed_throttle_reason "$(agent_reason "$KH_MOUNT/aws/db")" \
+	"backend fetch failed: throttled"
+check_equal mixed_throttle_three_attempts "$(($(sm_attempts) - before))" 3
+
 # --- assume_role: ambient identity from IMDSv2, ExternalId, SigV4 ---
 permit=$(kh_request_tool aws.role) || kh_abort permit "no permit for aws.role"
 check_equal assume_role_read "$(fed_read "$permit" "$KH_MOUNT/aws_role/db")" "$db_value"
