@@ -318,6 +318,11 @@ int kh_fed_write_file(const char *path, const char *data, size_t len,
 		kh_err_set(err, "%s: cannot create: %s", path, strerror(-rc));
 		return rc;
 	}
+	/* The umask must not narrow a file a web server has to read. */
+	if (fchmod(fd, mode) < 0) {
+		rc = -errno;
+		goto out;
+	}
 	while (done < len) {
 		ssize_t n = write(fd, data + done, len - done);
 

@@ -67,13 +67,23 @@ static int check_issuer(const char *issuer, struct kh_err *err)
 	return 0;
 }
 
-/* Creates dir with mode 0755 unless it exists as a directory. */
+/*
+ * Creates dir with mode 0755 unless it exists as a directory. The mode
+ * is set again after mkdir(2) because a umask such as 077 would leave a
+ * directory that the web server serving it cannot enter.
+ */
 static int ensure_dir(const char *dir, struct kh_err *err)
 {
 	struct stat st;
 
-	if (mkdir(dir, 0755) == 0)
-		return 0;
+	if (mkdir(dir, 0755) == 0) {
+		int rc = chmod(dir, 0755) == 0 ? 0 : -errno;
+
+		if (rc < 0)
+			kh_err_set(err, "%s: cannot set mode 0755: %s", dir,
+				   strerror(-rc));
+		return rc;
+	}
 	if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
 		return 0;
 	if (errno == EEXIST) {

@@ -635,6 +635,43 @@ static void test_oidc_export(void)
 	CHECK_INT(st.st_mode & 07777, 0644);
 }
 
+/* A web server must read what export writes, whatever the umask. */
+static void test_oidc_export_umask(void)
+{
+	static const char *const dirs[] = { "www077", "www077/.well-known",
+					    "retired077" };
+	static const char *const files[] = {
+		"www077/jwks.json", "www077/.well-known/openid-configuration",
+	};
+	char name[128];
+	char path[PATH_MAX];
+	char retired[PATH_MAX];
+	struct stat st;
+	mode_t old = umask(077);
+
+	tmp_path(path, sizeof(path), "www077");
+	tmp_path(retired, sizeof(retired), "retired077");
+	CHECK_INT(kh_fed_key_retire(ec_key, retired, NOW, NULL), 0);
+	CHECK_INT(kh_oidc_export(ISSUER, rsa_key, retired, 3600, NOW, path,
+				 NULL), 0);
+	(void)umask(old);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		tmp_path(path, sizeof(path), dirs[i]);
+		CHECK_INT(stat(path, &st), 0);
+		CHECK_INT(st.st_mode & 07777, 0755);
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		tmp_path(path, sizeof(path), files[i]);
+		CHECK_INT(stat(path, &st), 0);
+		CHECK_INT(st.st_mode & 07777, 0644);
+	}
+	(void)snprintf(name, sizeof(name), "retired077/%s.json",
+		       kh_fed_key_kid(ec_key));
+	tmp_path(path, sizeof(path), name);
+	CHECK_INT(stat(path, &st), 0);
+	CHECK_INT(st.st_mode & 07777, 0644);
+}
+
 static void test_oidc_rejects_issuer(void)
 {
 	static const char *const bad[] = {
@@ -746,6 +783,7 @@ static const struct kh_test_case cases[] = {
 	{ "save load es256", test_save_load_es256 },
 	{ "load rejects bad files", test_load_rejects_bad_files },
 	{ "oidc export", test_oidc_export },
+	{ "oidc export umask", test_oidc_export_umask },
 	{ "oidc rejects issuer", test_oidc_rejects_issuer },
 	{ "oidc rotation overlap", test_oidc_rotation_overlap },
 	{ "oidc rejects bad retired", test_oidc_rejects_bad_retired },
