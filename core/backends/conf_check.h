@@ -182,7 +182,9 @@ static inline int conf_check_path(const struct kh_backend_host *host,
 /*
  * Copies an https:// base URL into out without its trailing slashes.
  * Spaces, control characters, quotes, '?' and '#' are rejected, so that
- * paths appended later cannot turn into a query or a second header.
+ * paths appended later cannot turn into a query or a second header, and
+ * so is '@': a user name and password in the URL would put a credential
+ * in keyhole.json and in error messages.
  */
 static inline int conf_url(const struct kh_backend_host *host,
 			   const char *path, const char *value, char *out,
@@ -198,10 +200,11 @@ static inline int conf_url(const struct kh_backend_host *host,
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)value[i];
 
-		if (c <= 0x20 || c >= 0x7f || strchr("\"'<>\\^`{|}?#", c)) {
+		if (c <= 0x20 || c >= 0x7f || strchr("\"'<>\\^`{|}?#@", c)) {
 			host->err_set(err, "%s: the URL contains '%c' or a "
 					   "control character; give a base "
-					   "URL without a query", path,
+					   "URL without a query or user "
+					   "name", path,
 				      c > 0x20 && c < 0x7f ? c : '?');
 			return -EINVAL;
 		}

@@ -177,8 +177,11 @@ static int check_request(const struct kh_http_request *req,
 	}
 	if (strncmp(req->url, "https://", 8) != 0 &&
 	    !(req->allow_plain_http && strncmp(req->url, "http://", 7) == 0)) {
-		kh_err_set(err, "URL %.128s is not https://; keyhole sends "
-				"backend requests only over TLS", req->url);
+		char shown[129];
+
+		describe_url(req->url, shown, sizeof(shown));
+		kh_err_set(err, "URL %s is not https://; keyhole sends backend "
+				"requests only over TLS", shown);
 		return -EINVAL;
 	}
 	while (req->headers && req->headers[count])

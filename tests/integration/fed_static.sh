@@ -76,6 +76,20 @@ check_contains open_token_file_message "$(cat "$out/check.out")" \
 check_contains open_token_file_fix "$(cat "$out/check.out")" "chmod 600"
 chmod 0600 "$KH_TMP/tokens/doppler"
 
+# A user name and password in a backend URL would put a credential in
+# keyhole.json, so the URL is rejected before the broker starts.
+"$KH_PYTHON" -I - "$KH_CONFIG" "$KH_TMP/userinfo.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["backends"]["doppler"]["api"] = "https://user:pw@127.0.0.1:1"
+json.dump(config, open(sys.argv[2], "w"))
+PY
+"$KEYHOLED" --check-config --config "$KH_TMP/userinfo.json" >"$out/userinfo.out" 2>&1
+check_equal url_userinfo_rejected "$?" 2
+check_contains url_userinfo_message "$(cat "$out/userinfo.out")" \
+	"without a query or user name"
+rm -f "$KH_TMP/userinfo.json"
+
 kh_start || kh_abort setup "keyholed did not start"
 permit=$(kh_request_tool static.read) || kh_abort permit "no permit for static.read"
 
