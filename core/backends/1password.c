@@ -43,8 +43,6 @@ static const struct conf_key item_keys[] = {
 	{ "field", JSON_STRING, true },
 };
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 /* Checks "items": {"<name>": {"item_id": ..., "field": ...}}. */
 static int parse_items(struct onepassword_state *st, struct kh_err *err)
 {
@@ -66,7 +64,7 @@ static int parse_items(struct onepassword_state *st, struct kh_err *err)
 		(void)snprintf(where, sizeof(where), "$.items.%s", name);
 		if (r == 0)
 			r = conf_check_keys(host, item, where, item_keys,
-					    COUNT(item_keys), false, err);
+					    CONF_COUNT(item_keys), false, err);
 		(void)snprintf(path, sizeof(path), "%s.item_id", where);
 		if (r == 0)
 			r = conf_check_id(host, path, conf_string(item,
@@ -100,11 +98,8 @@ static int parse_conf(struct onepassword_state *st, const char *base_dir,
 	if (r == 0)
 		r = parse_items(st, err);
 	if (r == 0)
-		r = token_file_path(host, conf_string(st->conf, "token_file",
-						      ""),
-				    base_dir, st->token_file, err);
-	if (r == 0)
-		r = token_file_check(host, st->token_file, err);
+		r = token_file_conf(host, st->conf, base_dir, st->token_file,
+				    err);
 	if (r < 0)
 		return r;
 	return host->http_options_parse(st->conf, base_dir, &st->http,
@@ -125,25 +120,17 @@ static int onepassword_configure(const struct kh_backend_host *host,
 				 const json_t *conf, const char *base_dir,
 				 void **state, struct kh_err *err)
 {
-	struct onepassword_state *st;
+	struct onepassword_state *st = calloc(1, sizeof(*st));
 	int r;
 
 	*state = NULL;
-	if (!host->http_options_parse) {
-		host->err_set(err, "the host lacks HTTP services; rebuild "
-				   "keyhole and its modules together");
-		return -ENOSYS;
-	}
-	r = conf_check_keys(host, conf, "$", top_keys, COUNT(top_keys), true,
-			    err);
-	if (r < 0)
-		return r;
-	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	st->host = host;
-	st->conf = json_deep_copy(conf);
-	r = st->conf ? parse_conf(st, base_dir, err) : -ENOMEM;
+	r = conf_begin(host, conf, top_keys, CONF_COUNT(top_keys),
+		       CONF_NEEDS_HTTP, &st->conf, err);
+	if (r == 0)
+		r = parse_conf(st, base_dir, err);
 	if (r < 0) {
 		onepassword_teardown(st);
 		return r;
@@ -154,50 +141,10 @@ static int onepassword_configure(const struct kh_backend_host *host,
 
 static int onepassword_list(void *state, json_t **names, struct kh_err *err)
 {
-	struct onepassword_state *st = state;
-	const char *name;
-	json_t *item;
-	json_t *array = json_array();
+	const struct onepassword_state *st = state;
 
 	(void)err;
-	*names = NULL;
-	if (!array)
-		return -ENOMEM;
-	json_object_foreach((json_t *)st->items, name, item) {
-		if (json_array_append_new(array, json_string(name)) < 0) {
-			json_decref(array);
-			return -ENOMEM;
-		}
-	}
-	*names = array;
-	return 0;
-}
-
-/* Sends GET url with the Connect token as bearer, filling resp. */
-static int connect_get(const struct onepassword_state *st, const char *url,
-		       int64_t deadline, struct kh_secret **token,
-		       struct kh_http_response *resp, struct kh_err *err)
-{
-	struct kh_secret *auth = NULL;
-	int r;
-
-	r = token_file_read(st->host, st->token_file, token, err);
-	if (r == 0)
-		r = reply_header(st->host, "Authorization: Bearer ", *token,
-				 &auth, err);
-	if (r == 0) {
-		const char *headers[] = { "Accept: application/json",
-					  (const char *)auth->data, NULL };
-		struct kh_http_request req = {
-			.method = "GET", .url = url, .headers = headers,
-			.options = &st->http, .deadline = deadline,
-			.retry = true,
-		};
-
-		r = st->host->http(&req, resp, err);
-	}
-	st->host->secret_free(auth);
-	return r;
+	return conf_object_names(st->items, names);
 }
 
 /*
@@ -271,36 +218,24 @@ static int onepassword_fetch(void *state, const char *name,
 {
 	struct onepassword_state *st = state;
 	const json_t *item = json_object_get(st->items, name);
-	struct kh_http_response resp = { 0 };
-	struct kh_secret *token = NULL;
 	char url[CONF_URL_MAX];
 	json_t *doc = NULL;
 	int r;
 
 	*out = NULL;
-	if (!item) {
-		st->host->err_set(err, "not found: backend %s serves no secret "
-				       "\"%s\"", st->host->backend_name, name);
-		return KH_FETCH_NOT_FOUND;
-	}
+	if (!item)
+		return reply_unknown(st->host, err, name);
 	r = conf_format_url(st->host, err, url, "%s/v1/vaults/%s/items/%s",
 			    st->connect_url, st->vault_id,
 			    conf_string(item, "item_id", ""));
 	if (r == 0)
-		r = connect_get(st, url, ctx->deadline, &token, &resp, err);
-	if (r < 0)
-		goto out;
-	if (resp.status != 200) {
-		r = reply_fail(st->host, err, 0, &resp,
-			       "1Password Connect read", url, token);
-		goto out;
-	}
-	doc = reply_json(&resp);
-	r = take_field(st, doc, conf_string(item, "field", ""), url, out, err);
-out:
-	reply_free(doc);
-	st->host->http_response_clear(&resp);
-	st->host->secret_free(token);
+		r = token_file_get_json(st->host, st->token_file, &st->http,
+					url, ctx->deadline,
+					"1Password Connect read", &doc, err);
+	if (r == 0)
+		r = take_field(st, doc, conf_string(item, "field", ""), url,
+			       out, err);
+	reply_free(st->host, doc);
 	return r;
 }
 
@@ -308,36 +243,22 @@ out:
 static int onepassword_test(void *state, json_t *report, struct kh_err *err)
 {
 	struct onepassword_state *st = state;
-	struct kh_http_response resp = { 0 };
-	struct kh_secret *token = NULL;
 	char url[CONF_URL_MAX];
-	char result[160];
 	json_t *doc = NULL;
 	int r;
 
 	r = conf_format_url(st->host, err, url, "%s/v1/vaults/%s",
 			    st->connect_url, st->vault_id);
 	if (r == 0)
-		r = connect_get(st, url, (int64_t)0, &token, &resp, err);
-	if (r == 0 && resp.status != 200)
-		r = reply_fail(st->host, err, 0, &resp,
-			       "1Password Connect vault check", url, token);
-	if (r < 0)
-		goto out;
-	doc = reply_json(&resp);
-	result[0] = '\0';
-	reply_append(result, sizeof(result), "ok: vault ");
-	reply_append(result, sizeof(result),
-		     json_string_value(json_object_get(doc, "name")));
-	(void)json_array_append_new(report, json_pack(
-		"{s:s, s:s}", "check", "token_file is root-only", "result",
-		"ok"));
-	(void)json_array_append_new(report, json_pack(
-		"{s:s, s:s}", "check", url, "result", result));
-out:
-	reply_free(doc);
-	st->host->http_response_clear(&resp);
-	st->host->secret_free(token);
+		r = token_file_get_json(st->host, st->token_file, &st->http,
+					url, (int64_t)0,
+					"1Password Connect vault check", &doc,
+					err);
+	if (r == 0)
+		token_file_report(report, url, "ok: vault ",
+				  json_string_value(json_object_get(doc,
+								    "name")));
+	reply_free(st->host, doc);
 	return r;
 }
 

@@ -108,8 +108,6 @@ static const struct conf_key top_keys[] = {
 	{ "external_id", JSON_STRING, false },
 };
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 /* ---- configuration ---- */
 
 /*
@@ -370,28 +368,17 @@ static int aws_configure(const struct kh_backend_host *host,
 			 const json_t *conf, const char *base_dir,
 			 void **state, struct kh_err *err)
 {
-	struct aws_state *st;
+	struct aws_state *st = calloc(1, sizeof(*st));
 	int r;
 
 	*state = NULL;
-	if (!host->http || !host->http_options_parse ||
-	    !host->federation_jwt) {
-		host->err_set(err, "the host lacks HTTP or federation "
-				   "services; rebuild keyhole and its modules "
-				   "together");
-		return -ENOSYS;
-	}
-	r = conf_check_keys(host, conf, "$", top_keys, COUNT(top_keys), true,
-			    err);
-	if (r < 0)
-		return r;
-
-	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	st->host = host;
-	st->conf = json_deep_copy(conf);
-	r = st->conf ? parse_mode_kind(st, err) : -ENOMEM;
+	r = conf_begin(host, conf, top_keys, CONF_COUNT(top_keys),
+		       CONF_NEEDS_HTTP | CONF_NEEDS_FEDERATION, &st->conf, err);
+	if (r == 0)
+		r = parse_mode_kind(st, err);
 	if (r == 0)
 		r = parse_identity(st, err);
 	if (r == 0)
@@ -605,7 +592,8 @@ static int signing_material(const struct kh_backend_host *host,
 
 /* ---- sending and error replies ---- */
 
-static void json_error(const struct kh_http_response *resp,
+static void json_error(const struct kh_backend_host *host,
+		       const struct kh_http_response *resp,
 		       struct aws_error *e)
 {
 	json_t *doc = reply_json(resp);
@@ -621,10 +609,11 @@ static void json_error(const struct kh_http_response *resp,
 	if (type && conf_chars_ok(type, ".", sizeof(e->code) - 1))
 		(void)snprintf(e->code, sizeof(e->code), "%s", type);
 	reply_append(e->message, sizeof(e->message), message);
-	reply_free(doc);
+	reply_free(host, doc);
 }
 
-static void parse_error(const struct kh_http_response *resp, bool xml,
+static void parse_error(const struct kh_backend_host *host,
+			const struct kh_http_response *resp, bool xml,
 			struct aws_error *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -635,7 +624,7 @@ static void parse_error(const struct kh_http_response *resp, bool xml,
 				e->code, sizeof(e->code), e->message,
 				sizeof(e->message));
 	else
-		json_error(resp, e);
+		json_error(host, resp, e);
 }
 
 /* AWS error codes of STS and the JSON protocol, and their reasons. */
@@ -670,13 +659,14 @@ static const struct {
 };
 
 /* AWS names the error in the body; the status is only a fallback. */
-static int error_reason(const struct aws_error *e, long status)
+static int error_reason(const struct kh_backend_host *host,
+			const struct aws_error *e, long status)
 {
-	for (size_t i = 0; i < COUNT(error_map); i++) {
+	for (size_t i = 0; i < CONF_COUNT(error_map); i++) {
 		if (strcmp(e->code, error_map[i].code) == 0)
 			return error_map[i].reason;
 	}
-	status = reply_status_error(status);
+	status = host->http_status_error(status);
 	return status ? (int)status : KH_FETCH_BAD_RESPONSE;
 }
 
@@ -731,9 +721,9 @@ static int aws_send(const struct aws_state *st,
 		memset(e, 0, sizeof(*e));
 		if (r < 0 || (resp->status >= 200 && resp->status < 300))
 			return r;
-		parse_error(resp, xml, e);
+		parse_error(host, resp, xml, e);
 		if (resp->status != 400 ||
-		    error_reason(e, resp->status) != KH_FETCH_THROTTLED ||
+		    error_reason(host, e, resp->status) != KH_FETCH_THROTTLED ||
 		    used >= KH_HTTP_MAX_ATTEMPTS ||
 		    !backoff(req->deadline, used))
 			return 0;
@@ -755,7 +745,7 @@ static int aws_fail(const struct aws_state *st, struct kh_err *err,
 		    const struct aws_error *e,
 		    const struct kh_secret *credential)
 {
-	int reason = error_reason(e, resp->status);
+	int reason = error_reason(st->host, e, resp->status);
 	const char *message = e->message;
 
 	if (credential && credential->len > 0 && resp->body &&
@@ -763,8 +753,8 @@ static int aws_fail(const struct aws_state *st, struct kh_err *err,
 		   credential->len))
 		message = "(message withheld: it echoes the credential)";
 	st->host->err_set(err, "%s: %s at %s returned %ld%s%s%s%s",
-			  reply_reason(reason), what, url, resp->status,
-			  e->code[0] ? " " : "", e->code,
+			  st->host->fetch_reason(reason), what, url,
+			  resp->status, e->code[0] ? " " : "", e->code,
 			  message[0] ? ": " : "", message);
 	return reason;
 }
@@ -841,16 +831,6 @@ out:
 	return r;
 }
 
-static int append_check(json_t *report, const char *check, const char *result)
-{
-	if (!report)
-		return 0;
-	return json_array_append_new(report, json_pack("{s:s, s:s}", "check",
-						       check, "result", result))
-		       ? -ENOMEM
-		       : 0;
-}
-
 static int web_identity(const struct aws_state *st,
 			const struct kh_fetch_ctx *ctx, const char *policy,
 			const char *name, struct sts_creds *out,
@@ -866,7 +846,7 @@ static int web_identity(const struct aws_state *st,
 		return r;
 	(void)snprintf(result, sizeof(result), "signed for audience %s",
 		       st->audience);
-	r = append_check(report, "federation token", result);
+	r = reply_report(report, "federation token", result);
 	if (r == 0) {
 		const struct form_field fields[] = {
 			{ "Action", "AssumeRoleWithWebIdentity", 25 },
@@ -881,7 +861,8 @@ static int web_identity(const struct aws_state *st,
 		};
 
 		r = sts_call(st, "AssumeRoleWithWebIdentity", fields,
-			     COUNT(fields), NULL, jwt, ctx->deadline, out, err);
+			     CONF_COUNT(fields), NULL, jwt, ctx->deadline, out,
+			     err);
 	}
 	host->secret_free(jwt);
 	return r;
@@ -993,7 +974,7 @@ static int imds_parse_creds(const struct kh_backend_host *host,
 		       expiry ? expiry : "");
 	r = 0;
 out:
-	reply_free(doc);
+	reply_free(host, doc);
 	if (r < 0)
 		sts_creds_clear(host, out);
 	return r;
@@ -1070,7 +1051,7 @@ static int ambient_credentials(const struct aws_state *st, int64_t deadline,
 	memset(out, 0, sizeof(*out));
 	r = ambient_from_env(st->host, out, err);
 	if (r > 0)
-		return append_check(report, "ambient credentials",
+		return reply_report(report, "ambient credentials",
 				    "from the environment (AWS_ACCESS_KEY_ID)");
 	if (r == 0)
 		r = ambient_from_imds(st, deadline, out, role, sizeof(role),
@@ -1082,7 +1063,7 @@ static int ambient_credentials(const struct aws_state *st, int64_t deadline,
 	(void)snprintf(result, sizeof(result),
 		       "from IMDSv2 at %s, instance role %s", st->imds_url,
 		       role);
-	return append_check(report, "ambient credentials", result);
+	return reply_report(report, "ambient credentials", result);
 }
 
 static int assume_role(const struct aws_state *st,
@@ -1105,9 +1086,9 @@ static int assume_role(const struct aws_state *st,
 
 	r = ambient_credentials(st, ctx->deadline, &ambient, report, err);
 	if (r == 0)
-		r = sts_call(st, "AssumeRole", fields, COUNT(fields), &ambient,
-			     ambient.secret_access_key, ctx->deadline, out,
-			     err);
+		r = sts_call(st, "AssumeRole", fields, CONF_COUNT(fields),
+			     &ambient, ambient.secret_access_key,
+			     ctx->deadline, out, err);
 	sts_creds_clear(st->host, &ambient);
 	return r;
 }
@@ -1140,7 +1121,7 @@ static int temporary_credentials(const struct aws_state *st,
 	(void)snprintf(result, sizeof(result),
 		       "temporary credentials for %.200s, session %s, "
 		       "expiring %s", st->role_arn, name, out->expiration);
-	return append_check(report, check, result);
+	return reply_report(report, check, result);
 }
 
 /* ---- Secrets Manager ---- */
@@ -1183,7 +1164,7 @@ static int take_secret_value(const struct kh_backend_host *host,
 			       json_string_length(text), out);
 	else if (json_is_string(binary) && !text)
 		r = decode_binary(host, binary, out);
-	reply_free(doc);
+	reply_free(host, doc);
 	return r;
 }
 
@@ -1333,7 +1314,7 @@ static int aws_test(void *state, json_t *report, struct kh_err *err)
 	ctx.deadline = (int64_t)time(NULL) + TEST_SECONDS;
 	r = temporary_credentials(st, &ctx, policy, &temp, report, err);
 	if (r == 0)
-		r = append_check(report, "secrets manager",
+		r = reply_report(report, "secrets manager",
 				 "not contacted: the test fetches no secret");
 	sts_creds_clear(st->host, &temp);
 	free(policy);

@@ -52,8 +52,6 @@ static const struct conf_key top_keys[] = {
 	{ "secrets", JSON_OBJECT, true },
 };
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 /*
  * Checks "secrets": {"<name>": "<Key Vault secret name>"}. Key Vault
  * names are 1 to 127 letters, digits and dashes.
@@ -141,26 +139,17 @@ static int azure_configure(const struct kh_backend_host *host,
 			   const json_t *conf, const char *base_dir,
 			   void **state, struct kh_err *err)
 {
-	struct azure_state *st;
+	struct azure_state *st = calloc(1, sizeof(*st));
 	int r;
 
 	*state = NULL;
-	if (!host->http_options_parse || !host->federation_jwt) {
-		host->err_set(err, "the host lacks HTTP or federation "
-				   "services; rebuild keyhole and its modules "
-				   "together");
-		return -ENOSYS;
-	}
-	r = conf_check_keys(host, conf, "$", top_keys, COUNT(top_keys), true,
-			    err);
-	if (r < 0)
-		return r;
-	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	st->host = host;
-	st->conf = json_deep_copy(conf);
-	r = st->conf ? parse_conf(st, base_dir, err) : -ENOMEM;
+	r = conf_begin(host, conf, top_keys, CONF_COUNT(top_keys),
+		       CONF_NEEDS_HTTP | CONF_NEEDS_FEDERATION, &st->conf, err);
+	if (r == 0)
+		r = parse_conf(st, base_dir, err);
 	if (r < 0) {
 		azure_teardown(st);
 		return r;
@@ -171,24 +160,10 @@ static int azure_configure(const struct kh_backend_host *host,
 
 static int azure_list(void *state, json_t **names, struct kh_err *err)
 {
-	struct azure_state *st = state;
-	const json_t *secrets = json_object_get(st->conf, "secrets");
-	const char *name;
-	json_t *value;
-	json_t *array = json_array();
+	const struct azure_state *st = state;
 
 	(void)err;
-	*names = NULL;
-	if (!array)
-		return -ENOMEM;
-	json_object_foreach((json_t *)secrets, name, value) {
-		if (json_array_append_new(array, json_string(name)) < 0) {
-			json_decref(array);
-			return -ENOMEM;
-		}
-	}
-	*names = array;
-	return 0;
+	return conf_object_names(json_object_get(st->conf, "secrets"), names);
 }
 
 /* Builds the client_credentials form body in sodium_malloc memory. */
@@ -200,13 +175,9 @@ static int token_form(const struct azure_state *st,
 	int n;
 	int r;
 
-	/* base64url and dots need no form encoding. */
-	if (!conf_chars_ok((const char *)jwt->data, "-_.", jwt->len)) {
-		st->host->err_set(err, "federation JWT has unexpected "
-				       "characters");
-		return -EINVAL;
-	}
-	r = st->host->secret_new(size, body);
+	r = reply_check_jwt(st->host, jwt, err);
+	if (r == 0)
+		r = st->host->secret_new(size, body);
 	if (r < 0)
 		return r;
 	n = snprintf((char *)(*body)->data, size,
@@ -232,7 +203,7 @@ static int token_error(const struct azure_state *st,
 	bool oauth_error = json_is_string(json_object_get(doc, "error"));
 	int code = 0;
 
-	reply_free(doc);
+	reply_free(st->host, doc);
 	if (oauth_error && (resp->status == 400 || resp->status == 401))
 		code = KH_FETCH_AUTH_REFUSED;
 	return reply_fail(st->host, err, code, resp, "Entra ID token request",
@@ -284,7 +255,7 @@ static int azure_token(const struct azure_state *st,
 		r = reply_bad(host, err, "Entra ID token request",
 			      st->token_url, "returned no access_token");
 out:
-	reply_free(doc);
+	reply_free(host, doc);
 	host->http_response_clear(&resp);
 	host->secret_free(body);
 	host->secret_free(jwt);
@@ -298,8 +269,6 @@ static int azure_get_secret(const struct azure_state *st, const char *kv_name,
 			    struct kh_secret **out, struct kh_err *err)
 {
 	const struct kh_backend_host *host = st->host;
-	struct kh_http_response resp = { 0 };
-	struct kh_secret *auth = NULL;
 	char url[CONF_URL_MAX];
 	json_t *doc = NULL;
 	json_t *value;
@@ -308,36 +277,17 @@ static int azure_get_secret(const struct azure_state *st, const char *kv_name,
 	r = conf_format_url(host, err, url, "%s/secrets/%s?api-version="
 			    AZURE_API_VERSION, st->vault_url, kv_name);
 	if (r == 0)
-		r = reply_header(host, "Authorization: Bearer ", access_token,
-				 &auth, err);
-	if (r == 0) {
-		const char *headers[] = { "Accept: application/json",
-					  (const char *)auth->data, NULL };
-		struct kh_http_request req = {
-			.method = "GET", .url = url, .headers = headers,
-			.options = &st->http, .deadline = ctx->deadline,
-			.retry = true,
-		};
-
-		r = host->http(&req, &resp, err);
-	}
+		r = reply_get_json(host, &st->http, url, ctx->deadline,
+				   access_token, "Key Vault read", &doc, err);
 	if (r < 0)
 		goto out;
-	if (resp.status != 200) {
-		r = reply_fail(host, err, 0, &resp, "Key Vault read", url,
-			       access_token);
-		goto out;
-	}
-	doc = reply_json(&resp);
 	value = json_object_get(doc, "value");
 	r = json_is_string(value) ? reply_value(host, value, out) :
 		reply_bad(host, err, "Key Vault read", url,
 			  doc ? "returned no \"value\" string" :
 				"returned a body that is not JSON");
 out:
-	reply_free(doc);
-	host->http_response_clear(&resp);
-	host->secret_free(auth);
+	reply_free(host, doc);
 	return r;
 }
 
@@ -352,11 +302,8 @@ static int azure_fetch(void *state, const char *name,
 	int r;
 
 	*out = NULL;
-	if (!kv_name) {
-		st->host->err_set(err, "not found: backend %s serves no secret "
-				       "\"%s\"", st->host->backend_name, name);
-		return KH_FETCH_NOT_FOUND;
-	}
+	if (!kv_name)
+		return reply_unknown(st->host, err, name);
 	r = azure_token(st, ctx, &access_token, err);
 	if (r == 0)
 		r = azure_get_secret(st, kv_name, access_token, ctx, out, err);
@@ -381,9 +328,7 @@ static int azure_test(void *state, json_t *report, struct kh_err *err)
 	st->host->secret_free(access_token);
 	if (r < 0)
 		return r;
-	(void)json_array_append_new(report, json_pack(
-		"{s:s, s:s}", "check", check, "result",
-		"ok: got a Key Vault access token"));
+	(void)reply_report(report, check, "ok: got a Key Vault access token");
 	return 0;
 }
 

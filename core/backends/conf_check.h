@@ -255,4 +255,65 @@ static inline int conf_check_secret_name(const struct kh_backend_host *host,
 	return 0;
 }
 
+
+/* Number of entries in a conf_key table (or any array). */
+#define CONF_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Host services a module needs, for conf_begin. */
+#define CONF_NEEDS_HTTP (1u << 0)
+#define CONF_NEEDS_FEDERATION (1u << 1)
+
+/*
+ * Starts a module's configure: checks that the host table offers the
+ * services in needs (CONF_NEEDS_* bits), checks conf's top-level
+ * members against keys, and deep-copies conf into *copy, so that the
+ * strings the module keeps stay valid until its teardown.
+ */
+static inline int conf_begin(const struct kh_backend_host *host,
+			     const json_t *conf, const struct conf_key *keys,
+			     size_t count, unsigned needs, json_t **copy,
+			     struct kh_err *err)
+{
+	bool http = host->http && host->http_options_parse &&
+		    host->http_status_error && host->fetch_reason &&
+		    host->json_wipe;
+	bool federation = host->federation_jwt != NULL;
+	int r;
+
+	*copy = NULL;
+	if (((needs & CONF_NEEDS_HTTP) && !http) ||
+	    ((needs & CONF_NEEDS_FEDERATION) && !federation)) {
+		host->err_set(err, "the host lacks %s services; rebuild "
+				   "keyhole and its modules together",
+			      needs & CONF_NEEDS_FEDERATION ?
+			      "HTTP or federation" : "HTTP");
+		return -ENOSYS;
+	}
+	r = conf_check_keys(host, conf, "$", keys, count, true, err);
+	if (r < 0)
+		return r;
+	*copy = json_deep_copy(conf);
+	return *copy ? 0 : -ENOMEM;
+}
+
+/* Lists the member names of obj as a new JSON array, for a module's list. */
+static inline int conf_object_names(const json_t *obj, json_t **names)
+{
+	const char *name;
+	json_t *value;
+	json_t *array = json_array();
+
+	*names = NULL;
+	if (!array)
+		return -ENOMEM;
+	json_object_foreach((json_t *)obj, name, value) {
+		if (json_array_append_new(array, json_string(name)) < 0) {
+			json_decref(array);
+			return -ENOMEM;
+		}
+	}
+	*names = array;
+	return 0;
+}
+
 #endif

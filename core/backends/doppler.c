@@ -43,8 +43,6 @@ static const struct conf_key top_keys[] = {
 	{ "secrets", JSON_ARRAY, true },
 };
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 static bool name_ok(const char *name)
 {
 	return conf_chars_ok(name, "_", DOPPLER_NAME_MAX);
@@ -90,11 +88,8 @@ static int parse_conf(struct doppler_state *st, const char *base_dir,
 	if (r == 0)
 		r = parse_secrets(st, err);
 	if (r == 0)
-		r = token_file_path(host, conf_string(st->conf, "token_file",
-						      ""),
-				    base_dir, st->token_file, err);
-	if (r == 0)
-		r = token_file_check(host, st->token_file, err);
+		r = token_file_conf(host, st->conf, base_dir, st->token_file,
+				    err);
 	if (r < 0)
 		return r;
 	return host->http_options_parse(st->conf, base_dir, &st->http,
@@ -115,25 +110,17 @@ static int doppler_configure(const struct kh_backend_host *host,
 			     const json_t *conf, const char *base_dir,
 			     void **state, struct kh_err *err)
 {
-	struct doppler_state *st;
+	struct doppler_state *st = calloc(1, sizeof(*st));
 	int r;
 
 	*state = NULL;
-	if (!host->http_options_parse) {
-		host->err_set(err, "the host lacks HTTP services; rebuild "
-				   "keyhole and its modules together");
-		return -ENOSYS;
-	}
-	r = conf_check_keys(host, conf, "$", top_keys, COUNT(top_keys), true,
-			    err);
-	if (r < 0)
-		return r;
-	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	st->host = host;
-	st->conf = json_deep_copy(conf);
-	r = st->conf ? parse_conf(st, base_dir, err) : -ENOMEM;
+	r = conf_begin(host, conf, top_keys, CONF_COUNT(top_keys),
+		       CONF_NEEDS_HTTP, &st->conf, err);
+	if (r == 0)
+		r = parse_conf(st, base_dir, err);
 	if (r < 0) {
 		doppler_teardown(st);
 		return r;
@@ -163,33 +150,6 @@ static bool name_served(const struct doppler_state *st, const char *name)
 	return false;
 }
 
-/* Sends GET url with the service token as bearer, filling resp. */
-static int doppler_get(const struct doppler_state *st, const char *url,
-		       int64_t deadline, struct kh_secret **token,
-		       struct kh_http_response *resp, struct kh_err *err)
-{
-	struct kh_secret *auth = NULL;
-	int r;
-
-	r = token_file_read(st->host, st->token_file, token, err);
-	if (r == 0)
-		r = reply_header(st->host, "Authorization: Bearer ", *token,
-				 &auth, err);
-	if (r == 0) {
-		const char *headers[] = { "Accept: application/json",
-					  (const char *)auth->data, NULL };
-		struct kh_http_request req = {
-			.method = "GET", .url = url, .headers = headers,
-			.options = &st->http, .deadline = deadline,
-			.retry = true,
-		};
-
-		r = st->host->http(&req, resp, err);
-	}
-	st->host->secret_free(auth);
-	return r;
-}
-
 /* Picks value.computed, else value.raw, out of a secret reply. */
 static int take_value(const struct doppler_state *st, json_t *doc,
 		      const char *url, struct kh_secret **out,
@@ -213,36 +173,23 @@ static int doppler_fetch(void *state, const char *name,
 			 struct kh_secret **out, struct kh_err *err)
 {
 	struct doppler_state *st = state;
-	struct kh_http_response resp = { 0 };
-	struct kh_secret *token = NULL;
 	char url[CONF_URL_MAX];
 	json_t *doc = NULL;
 	int r;
 
 	*out = NULL;
-	if (!name_served(st, name)) {
-		st->host->err_set(err, "not found: backend %s serves no secret "
-				       "\"%s\"", st->host->backend_name, name);
-		return KH_FETCH_NOT_FOUND;
-	}
+	if (!name_served(st, name))
+		return reply_unknown(st->host, err, name);
 	r = conf_format_url(st->host, err, url, "%s/v3/configs/config/secret"
 			    "?project=%s&config=%s&name=%s", st->api,
 			    st->project, st->config, name);
 	if (r == 0)
-		r = doppler_get(st, url, ctx->deadline, &token, &resp, err);
-	if (r < 0)
-		goto out;
-	if (resp.status != 200) {
-		r = reply_fail(st->host, err, 0, &resp, "Doppler read", url,
-			       token);
-		goto out;
-	}
-	doc = reply_json(&resp);
-	r = take_value(st, doc, url, out, err);
-out:
-	reply_free(doc);
-	st->host->http_response_clear(&resp);
-	st->host->secret_free(token);
+		r = token_file_get_json(st->host, st->token_file, &st->http,
+					url, ctx->deadline, "Doppler read",
+					&doc, err);
+	if (r == 0)
+		r = take_value(st, doc, url, out, err);
+	reply_free(st->host, doc);
 	return r;
 }
 
@@ -250,35 +197,20 @@ out:
 static int doppler_test(void *state, json_t *report, struct kh_err *err)
 {
 	struct doppler_state *st = state;
-	struct kh_http_response resp = { 0 };
-	struct kh_secret *token = NULL;
 	char url[CONF_URL_MAX];
-	char result[160];
 	json_t *doc = NULL;
 	int r;
 
 	r = conf_format_url(st->host, err, url, "%s/v3/me", st->api);
 	if (r == 0)
-		r = doppler_get(st, url, (int64_t)0, &token, &resp, err);
-	if (r == 0 && resp.status != 200)
-		r = reply_fail(st->host, err, 0, &resp, "Doppler token check",
-			       url, token);
-	if (r < 0)
-		goto out;
-	doc = reply_json(&resp);
-	result[0] = '\0';
-	reply_append(result, sizeof(result), "ok: token of type ");
-	reply_append(result, sizeof(result),
-		     json_string_value(json_object_get(doc, "type")));
-	(void)json_array_append_new(report, json_pack(
-		"{s:s, s:s}", "check", "token_file is root-only", "result",
-		"ok"));
-	(void)json_array_append_new(report, json_pack(
-		"{s:s, s:s}", "check", url, "result", result));
-out:
-	reply_free(doc);
-	st->host->http_response_clear(&resp);
-	st->host->secret_free(token);
+		r = token_file_get_json(st->host, st->token_file, &st->http,
+					url, (int64_t)0, "Doppler token check",
+					&doc, err);
+	if (r == 0)
+		token_file_report(report, url, "ok: token of type ",
+				  json_string_value(json_object_get(doc,
+								    "type")));
+	reply_free(st->host, doc);
 	return r;
 }
 

@@ -10,60 +10,15 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "keyhole/backend_module.h"
+#include "conf_check.h"
 
 /* Maximum length of remote error text quoted in a message, in bytes. */
 #define REPLY_SUMMARY_MAX 200
-
-/*
- * Wording of a KH_FETCH_* value, the same as kh_backend_reason gives:
- * a module cannot call libkeyhole, and each message it sets must start
- * with this wording.
- */
-static inline const char *reply_reason(int code)
-{
-	switch (code) {
-	case KH_FETCH_AUTH_REFUSED:
-		return "auth refused";
-	case KH_FETCH_NOT_FOUND:
-		return "not found";
-	case KH_FETCH_THROTTLED:
-		return "throttled";
-	case KH_FETCH_TIMED_OUT:
-		return "timed out";
-	case KH_FETCH_TLS_FAILURE:
-		return "TLS failure";
-	case KH_FETCH_BAD_RESPONSE:
-		return "bad response";
-	case KH_FETCH_UNREACHABLE:
-		return "unreachable";
-	case KH_FETCH_SERVER_ERROR:
-		return "server error";
-	default:
-		return "backend error";
-	}
-}
-
-/* Maps a final non-2xx status as kh_http_status_error does. */
-static inline int reply_status_error(long status)
-{
-	if (status >= 200 && status < 300)
-		return 0;
-	if (status == 401 || status == 403)
-		return KH_FETCH_AUTH_REFUSED;
-	if (status == 404)
-		return KH_FETCH_NOT_FOUND;
-	if (status == 429)
-		return KH_FETCH_THROTTLED;
-	if (status >= 500 && status < 600)
-		return KH_FETCH_SERVER_ERROR;
-	return KH_FETCH_BAD_RESPONSE;
-}
 
 /*
  * Parses the body as JSON, rejecting duplicate keys. jansson's error
@@ -81,32 +36,14 @@ static inline json_t *reply_json(const struct kh_http_response *resp)
 }
 
 /*
- * Zeroes every string value in value, so that the copies jansson made
- * of tokens and secrets are wiped before json_decref frees them.
- * Object keys are left alone: they name fields and hold no secret.
+ * Wipes every string of a document parsed by reply_json, then frees it.
+ * Does nothing for NULL.
  */
-static inline void reply_wipe(json_t *value)
+static inline void reply_free(const struct kh_backend_host *host, json_t *doc)
 {
-	const char *key;
-	json_t *member;
-	size_t i;
-
-	if (json_is_string(value)) {
-		sodium_memzero((char *)json_string_value(value),
-			       json_string_length(value));
-	} else if (json_is_object(value)) {
-		json_object_foreach(value, key, member)
-			reply_wipe(member);
-	} else if (json_is_array(value)) {
-		json_array_foreach(value, i, member)
-			reply_wipe(member);
-	}
-}
-
-/* Wipes and frees a document parsed by reply_json, or does nothing for NULL. */
-static inline void reply_free(json_t *doc)
-{
-	reply_wipe(doc);
+	if (!doc)
+		return;
+	host->json_wipe(doc);
 	json_decref(doc);
 }
 
@@ -163,7 +100,8 @@ static inline void reply_pick_error(const json_t *doc, char *buf, size_t size)
  * echoes the credential the request carried (credential may be NULL)
  * is never quoted, so that no message or log line can contain it.
  */
-static inline void reply_summary(const struct kh_http_response *resp,
+static inline void reply_summary(const struct kh_backend_host *host,
+				 const struct kh_http_response *resp,
 				 const struct kh_secret *credential, char *buf,
 				 size_t size)
 {
@@ -182,7 +120,7 @@ static inline void reply_summary(const struct kh_http_response *resp,
 	doc = reply_json(resp);
 	if (json_is_object(doc))
 		reply_pick_error(doc, buf, size);
-	reply_free(doc);
+	reply_free(host, doc);
 }
 
 /*
@@ -199,12 +137,13 @@ static inline int reply_fail(const struct kh_backend_host *host,
 	char summary[REPLY_SUMMARY_MAX + 1];
 
 	if (code == 0)
-		code = reply_status_error(resp->status);
+		code = host->http_status_error(resp->status);
 	if (code == 0)
 		code = KH_FETCH_BAD_RESPONSE;
-	reply_summary(resp, credential, summary, sizeof(summary));
-	host->err_set(err, "%s: %s at %s returned %ld%s%s", reply_reason(code),
-		      what, url, resp->status, summary[0] ? " " : "", summary);
+	reply_summary(host, resp, credential, summary, sizeof(summary));
+	host->err_set(err, "%s: %s at %s returned %ld%s%s",
+		      host->fetch_reason(code), what, url, resp->status,
+		      summary[0] ? " " : "", summary);
 	return code;
 }
 
@@ -306,6 +245,85 @@ static inline int reply_take_string(const struct kh_backend_host *host,
 		return -ENOENT;
 	return reply_copy(host, json_string_value(value),
 			  json_string_length(value), out);
+}
+
+
+/* Sets err for a secret name the backend does not serve. */
+static inline int reply_unknown(const struct kh_backend_host *host,
+				struct kh_err *err, const char *name)
+{
+	host->err_set(err, "not found: backend %s serves no secret \"%s\"",
+		      host->backend_name, name);
+	return KH_FETCH_NOT_FOUND;
+}
+
+/*
+ * Appends one {"check", "result"} step to a test report; a NULL report
+ * is skipped. Returns 0 or -ENOMEM.
+ */
+static inline int reply_report(json_t *report, const char *check,
+			       const char *result)
+{
+	if (!report)
+		return 0;
+	return json_array_append_new(report, json_pack("{s:s, s:s}", "check",
+						       check, "result", result))
+		       ? -ENOMEM
+		       : 0;
+}
+
+/*
+ * Checks that a federation JWT is base64url and dots only, so that it
+ * goes into a form body or a JSON string without escaping.
+ */
+static inline int reply_check_jwt(const struct kh_backend_host *host,
+				  const struct kh_secret *jwt,
+				  struct kh_err *err)
+{
+	if (!conf_chars_ok((const char *)jwt->data, "-_.", jwt->len)) {
+		host->err_set(err, "federation JWT has unexpected characters");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Sends GET url with token as the bearer token and parses a 200 reply
+ * into *doc (NULL when the body is not JSON; free it with reply_free).
+ * Any other status sets err through reply_fail with what naming the
+ * call ("Doppler read").
+ */
+static inline int reply_get_json(const struct kh_backend_host *host,
+				 const struct kh_http_options *options,
+				 const char *url, int64_t deadline,
+				 const struct kh_secret *token,
+				 const char *what, json_t **doc,
+				 struct kh_err *err)
+{
+	struct kh_http_response resp = { 0 };
+	struct kh_secret *auth = NULL;
+	int r;
+
+	*doc = NULL;
+	r = reply_header(host, "Authorization: Bearer ", token, &auth, err);
+	if (r == 0) {
+		const char *headers[] = { "Accept: application/json",
+					  (const char *)auth->data, NULL };
+		struct kh_http_request req = {
+			.method = "GET", .url = url, .headers = headers,
+			.options = options, .deadline = deadline,
+			.retry = true,
+		};
+
+		r = host->http(&req, &resp, err);
+	}
+	if (r == 0 && resp.status != 200)
+		r = reply_fail(host, err, 0, &resp, what, url, token);
+	if (r == 0)
+		*doc = reply_json(&resp);
+	host->http_response_clear(&resp);
+	host->secret_free(auth);
+	return r;
 }
 
 #endif

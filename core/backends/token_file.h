@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "keyhole/backend_module.h"
+#include "http_reply.h"
 
 /*
  * Maximum token file size read, in bytes. It is an estimate with room
@@ -186,6 +188,64 @@ out:
 	host->secret_free(buf);
 	close(fd);
 	return r;
+}
+
+
+/*
+ * Resolves the config's "token_file" against base_dir into out
+ * (PATH_MAX bytes) and checks the file at configure time, so that a bad
+ * mode stops the broker.
+ */
+static inline int token_file_conf(const struct kh_backend_host *host,
+				  const json_t *conf, const char *base_dir,
+				  char *out, struct kh_err *err)
+{
+	int r = token_file_path(host, conf_string(conf, "token_file", ""),
+				base_dir, out, err);
+
+	if (r == 0)
+		r = token_file_check(host, out, err);
+	return r;
+}
+
+/*
+ * Reads the token at path and sends GET url with it as the bearer
+ * token, as reply_get_json does. The token is wiped before this
+ * returns.
+ */
+static inline int token_file_get_json(const struct kh_backend_host *host,
+				      const char *path,
+				      const struct kh_http_options *options,
+				      const char *url, int64_t deadline,
+				      const char *what, json_t **doc,
+				      struct kh_err *err)
+{
+	struct kh_secret *token = NULL;
+	int r;
+
+	*doc = NULL;
+	r = token_file_read(host, path, &token, err);
+	if (r == 0)
+		r = reply_get_json(host, options, url, deadline, token, what,
+				   doc, err);
+	host->secret_free(token);
+	return r;
+}
+
+/*
+ * Appends the steps of a successful token check to a test report:
+ * the file's checks, then url with "<ok_text><detail>" as its result.
+ */
+static inline void token_file_report(json_t *report, const char *url,
+				     const char *ok_text, const char *detail)
+{
+	char result[160];
+
+	result[0] = '\0';
+	reply_append(result, sizeof(result), ok_text);
+	reply_append(result, sizeof(result), detail);
+	(void)reply_report(report, "token_file is root-only", "ok");
+	(void)reply_report(report, url, result);
 }
 
 #endif

@@ -90,8 +90,6 @@ static const struct conf_key secret_keys[] = {
 	{ "field", JSON_STRING, false },
 };
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 static int parse_engine(const struct kh_backend_host *host, const char *where,
 			const char *value, enum vault_engine *out,
 			struct kh_err *err)
@@ -123,7 +121,7 @@ static int parse_secret(const struct kh_backend_host *host, const char *name,
 	r = conf_check_secret_name(host, "$.secrets", name, err);
 	if (r == 0)
 		r = conf_check_keys(host, conf, where, secret_keys,
-				    COUNT(secret_keys), false, err);
+				    CONF_COUNT(secret_keys), false, err);
 	if (r == 0)
 		r = parse_engine(host, where, conf_string(conf, "engine", "kv2"),
 				 &out->engine, err);
@@ -210,22 +208,10 @@ static int vault_configure(const struct kh_backend_host *host,
 			   const json_t *conf, const char *base_dir,
 			   void **state, struct kh_err *err)
 {
-	struct vault_state *st;
+	struct vault_state *st = calloc(1, sizeof(*st));
 	int r;
 
 	*state = NULL;
-	if (!host->http_options_parse || !host->federation_jwt) {
-		host->err_set(err, "the host lacks HTTP or federation "
-				   "services; rebuild keyhole and its modules "
-				   "together");
-		return -ENOSYS;
-	}
-	r = conf_check_keys(host, conf, "$", top_keys, COUNT(top_keys), true,
-			    err);
-	if (r < 0)
-		return r;
-
-	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	st->host = host;
@@ -234,8 +220,10 @@ static int vault_configure(const struct kh_backend_host *host,
 		free(st);
 		return -r;
 	}
-	st->conf = json_deep_copy(conf);
-	r = st->conf ? parse_connection(st, base_dir, err) : -ENOMEM;
+	r = conf_begin(host, conf, top_keys, CONF_COUNT(top_keys),
+		       CONF_NEEDS_HTTP | CONF_NEEDS_FEDERATION, &st->conf, err);
+	if (r == 0)
+		r = parse_connection(st, base_dir, err);
 	if (r == 0)
 		r = parse_secrets(st, err);
 	if (r < 0) {
@@ -332,13 +320,9 @@ static int login_body(const struct vault_state *st,
 	int n;
 	int r;
 
-	/* A JWT is base64url and dots, so it needs no JSON escaping. */
-	if (!conf_chars_ok((const char *)jwt->data, "-_.", jwt->len)) {
-		st->host->err_set(err, "federation JWT has unexpected "
-				       "characters");
-		return -EINVAL;
-	}
-	r = st->host->secret_new(size, body);
+	r = reply_check_jwt(st->host, jwt, err);
+	if (r == 0)
+		r = st->host->secret_new(size, body);
 	if (r < 0)
 		return r;
 	n = snprintf((char *)(*body)->data, size, "{\"role\":\"%s\",\"jwt\":\"%s\"}",
@@ -389,7 +373,7 @@ static int vault_login(const struct vault_state *st,
 out:
 	if (r < 0)
 		session_clear(host, session);
-	reply_free(doc);
+	reply_free(host, doc);
 	host->http_response_clear(&resp);
 	host->secret_free(body);
 	host->secret_free(jwt);
@@ -566,7 +550,7 @@ static int vault_read(struct vault_state *st, const struct vault_secret *sec,
 		*out = NULL;
 	}
 out:
-	reply_free(doc);
+	reply_free(st->host, doc);
 	st->host->http_response_clear(&resp);
 	return r;
 }
@@ -592,11 +576,8 @@ static int vault_fetch(void *state, const char *name,
 	int r;
 
 	*out = NULL;
-	if (!sec) {
-		st->host->err_set(err, "not found: backend %s serves no secret "
-				       "\"%s\"", st->host->backend_name, name);
-		return KH_FETCH_NOT_FOUND;
-	}
+	if (!sec)
+		return reply_unknown(st->host, err, name);
 	r = vault_login(st, ctx, &session, err);
 	if (r < 0)
 		return r;
@@ -703,12 +684,6 @@ static void vault_permit_ended(void *state, const char *jti)
 	leases_free(leases);
 }
 
-static int append_check(json_t *report, const char *check, const char *result)
-{
-	return json_array_append_new(report, json_pack("{s:s, s:s}", "check",
-						       check, "result", result));
-}
-
 /* GET lookup-self: proves the token works and reports its TTL. */
 static int vault_lookup_self(const struct vault_state *st,
 			     const struct vault_session *session,
@@ -739,7 +714,7 @@ static int vault_lookup_self(const struct vault_state *st,
 			r = reply_bad(st->host, err, "vault lookup-self", url,
 				      "returned no data.ttl");
 	}
-	reply_free(doc);
+	reply_free(st->host, doc);
 	st->host->http_response_clear(&resp);
 	return r;
 }
@@ -761,7 +736,7 @@ static int vault_test(void *state, json_t *report, struct kh_err *err)
 	r = vault_login(st, &ctx, &session, err);
 	if (r < 0)
 		return r;
-	(void)append_check(report, check, "ok: got a token");
+	(void)reply_report(report, check, "ok: got a token");
 
 	r = vault_lookup_self(st, &session, ctx.deadline, result,
 			      sizeof(result), err);
@@ -771,12 +746,12 @@ static int vault_test(void *state, json_t *report, struct kh_err *err)
 		(void)vault_revoke_self(st, &session, ctx.deadline, &ignored);
 		return r;
 	}
-	(void)append_check(report, "token lookup-self", result);
+	(void)reply_report(report, "token lookup-self", result);
 
 	r = vault_revoke_self(st, &session, ctx.deadline, err);
 	if (r < 0)
 		return r;
-	(void)append_check(report, "token revoke-self", "ok: token revoked");
+	(void)reply_report(report, "token revoke-self", "ok: token revoked");
 	return 0;
 }
 

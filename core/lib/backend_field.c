@@ -29,11 +29,7 @@ int kh_backend_split_field(const char *secret, char *base, size_t base_size,
 	return 0;
 }
 
-/*
- * Wipes every string in the parsed secret before jansson frees it.
- * Member names and numbers stay in freed heap memory (docs/known-issues.md).
- */
-static void wipe_strings(json_t *value)
+void kh_backend_json_wipe(json_t *value)
 {
 	const char *key;
 	json_t *member;
@@ -44,10 +40,10 @@ static void wipe_strings(json_t *value)
 			       json_string_length(value));
 	} else if (json_is_object(value)) {
 		json_object_foreach(value, key, member)
-			wipe_strings(member);
+			kh_backend_json_wipe(member);
 	} else if (json_is_array(value)) {
 		json_array_foreach(value, i, member)
-			wipe_strings(member);
+			kh_backend_json_wipe(member);
 	}
 }
 
@@ -120,7 +116,7 @@ int kh_backend_select_field(struct kh_secret **secret, const char *name,
 	*secret = selected;
 out:
 	if (root) {
-		wipe_strings(root);
+		kh_backend_json_wipe(root);
 		json_decref(root);
 	}
 	return r;

@@ -180,6 +180,9 @@ int kh_backend_host_new(const char *name, const struct kh_backend_env *env,
 	host->federation_jwt = host_federation_jwt;
 	host->federation_issuer = priv->issuer;
 	host->host_private = priv;
+	host->fetch_reason = kh_backend_reason;
+	host->http_status_error = kh_http_status_error;
+	host->json_wipe = kh_backend_json_wipe;
 	*out = host;
 	return 0;
 }

@@ -26,4 +26,11 @@ void kh_backend_host_free(struct kh_backend_host *host);
 int kh_backend_select_field(struct kh_secret **secret, const char *name,
 			    const char *field, struct kh_err *err);
 
+/*
+ * Zeroes every string in value before jansson frees it; the host lends
+ * it to modules as json_wipe. Member names and numbers stay in freed
+ * heap memory (docs/known-issues.md).
+ */
+void kh_backend_json_wipe(json_t *value);
+
 #endif

@@ -30,11 +30,4 @@ int kh_fed_jwk_thumbprint(const json_t *jwk, char kid[KH_KID_LEN + 1],
 /* Checks that jwk is a public RS256 or ES256 key this module would write. */
 int kh_fed_jwk_check_public(const json_t *jwk, struct kh_err *err);
 
-/*
- * Creates path with O_EXCL and its final mode, writes data and fsyncs
- * it. A file this call created is removed again on failure.
- */
-int kh_fed_write_file(const char *path, const char *data, size_t len,
-		      mode_t mode, struct kh_err *err);
-
 #endif

@@ -23,7 +23,8 @@
 #include <unistd.h>
 
 #include "fed_internal.h"
-#include "keyhole/canon.h"
+#include "jwk_thumbprint.h"
+#include "keyfile.h"
 #include "keyhole/federation.h"
 
 #define B64URL sodium_base64_VARIANT_URLSAFE_NO_PADDING
@@ -116,10 +117,7 @@ int kh_fed_jwk_thumbprint(const json_t *jwk, char kid[KH_KID_LEN + 1],
 	static const char *const ec[] = { "crv", "kty", "x", "y", NULL };
 	const char *kty = json_string_value(json_object_get(jwk, "kty"));
 	const char *const *names;
-	unsigned char digest[crypto_hash_sha256_BYTES];
 	json_t *members = NULL;
-	char *text = NULL;
-	size_t text_len = 0;
 	int rc;
 
 	names = kty && strcmp(kty, "RSA") == 0  ? rsa
@@ -151,15 +149,8 @@ int kh_fed_jwk_thumbprint(const json_t *jwk, char kid[KH_KID_LEN + 1],
 		}
 	}
 
-	/* Members are sorted and unescaped base64url, so the canonical
-	 * form is exactly the text RFC 7638 section 3 hashes. */
-	rc = kh_canon_dump(members, &text, &text_len, err);
-	if (rc < 0)
-		goto out;
-	crypto_hash_sha256(digest, (const unsigned char *)text, text_len);
-	sodium_bin2base64(kid, KH_KID_LEN + 1, digest, sizeof(digest), B64URL);
+	rc = kh_jwk_thumbprint(members, kid, err);
 out:
-	free(text);
 	json_decref(members);
 	return rc;
 }
@@ -304,48 +295,6 @@ json_t *kh_fed_key_public_jwk(const struct kh_fed_key *key)
 	return jwk;
 }
 
-int kh_fed_write_file(const char *path, const char *data, size_t len,
-		      mode_t mode, struct kh_err *err)
-{
-	size_t done = 0;
-	int fd;
-	int rc = 0;
-
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  mode);
-	if (fd < 0) {
-		rc = -errno;
-		kh_err_set(err, "%s: cannot create: %s", path, strerror(-rc));
-		return rc;
-	}
-	/* The umask must not narrow a file a web server has to read. */
-	if (fchmod(fd, mode) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	while (done < len) {
-		ssize_t n = write(fd, data + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			goto out;
-		}
-		done += (size_t)n;
-	}
-	if (fsync(fd) < 0)
-		rc = -errno;
-out:
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc < 0) {
-		kh_err_set(err, "%s: write failed: %s", path, strerror(-rc));
-		(void)unlink(path);
-	}
-	return rc;
-}
-
 /*
  * Writes the private key as unencrypted PKCS#8 PEM into a new file
  * created with mode 0600, so no other user can open it at any moment.
@@ -398,30 +347,13 @@ static int save_public(const struct kh_fed_key *key, const char *path,
 		       struct kh_err *err)
 {
 	json_t *jwk = kh_fed_key_public_jwk(key);
-	char *text = NULL;
-	char *line = NULL;
-	size_t len = 0;
 	int rc;
 
 	if (!jwk) {
 		kh_err_set(err, "out of memory building the public JWK");
 		return -ENOMEM;
 	}
-	rc = kh_canon_dump(jwk, &text, &len, err);
-	if (rc < 0)
-		goto out;
-	line = malloc(len + 1);
-	if (!line) {
-		kh_err_set(err, "out of memory building the public JWK");
-		rc = -ENOMEM;
-		goto out;
-	}
-	memcpy(line, text, len);
-	line[len] = '\n';
-	rc = kh_fed_write_file(path, line, len + 1, 0644, err);
-out:
-	free(line);
-	free(text);
+	rc = kh_keyfile_write_jwk(path, jwk, err);
 	json_decref(jwk);
 	return rc;
 }
@@ -450,85 +382,6 @@ int kh_fed_key_save(const struct kh_fed_key *key, const char *private_path,
 	rc = save_public(key, public_path, err);
 	if (rc < 0)
 		(void)unlink(private_path);
-	return rc;
-}
-
-/*
- * Checks who may read a private key file, as kh_key_load does: a key
- * that group or others can read may already be copied, and a key owned
- * by another user may be replaced by that user.
- */
-static int check_private_file(const struct stat *st, struct kh_err *err)
-{
-	if (!S_ISREG(st->st_mode)) {
-		kh_err_set(err, "not a regular file");
-		return -EINVAL;
-	}
-	if (st->st_mode & (S_IRWXG | S_IRWXO)) {
-		kh_err_set(err, "private key file has mode %04o; it must not "
-				"be accessible by group or others (chmod 600)",
-			   (unsigned int)(st->st_mode & 07777));
-		return -EPERM;
-	}
-	if (st->st_uid != geteuid() && st->st_uid != 0) {
-		kh_err_set(err, "private key file is owned by uid %u; it must "
-				"be owned by uid %u or root",
-			   (unsigned int)st->st_uid, (unsigned int)geteuid());
-		return -EPERM;
-	}
-	return 0;
-}
-
-/* Reads the whole file on fd into buf (PEM_FILE_MAX + 1 bytes). */
-static int read_all(int fd, char *buf, size_t *len, struct kh_err *err)
-{
-	ssize_t n = 0;
-
-	*len = 0;
-	while (*len < PEM_FILE_MAX + 1) {
-		n = read(fd, buf + *len, PEM_FILE_MAX + 1 - *len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		*len += (size_t)n;
-	}
-	if (n < 0) {
-		kh_err_set(err, "read failed: %s", strerror(errno));
-		return -errno;
-	}
-	if (*len > PEM_FILE_MAX) {
-		kh_err_set(err, "file is larger than %d bytes; not a "
-				"federation key", PEM_FILE_MAX);
-		return -EFBIG;
-	}
-	return 0;
-}
-
-/* Opens, checks and reads path into buf (sodium_malloc'd by the caller). */
-static int read_pem_file(const char *path, char *buf, size_t *len,
-			 struct kh_err *err)
-{
-	struct stat st;
-	int fd;
-	int rc;
-
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		rc = -errno;
-		kh_err_set(err, "cannot open: %s", strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		kh_err_set(err, "cannot stat: %s", strerror(-rc));
-		goto out;
-	}
-	rc = check_private_file(&st, err);
-	if (rc == 0)
-		rc = read_all(fd, buf, len, err);
-out:
-	close(fd);
 	return rc;
 }
 
@@ -608,26 +461,16 @@ int kh_fed_key_load(const char *path, struct kh_fed_key **out,
 {
 	char *text = NULL;
 	size_t len = 0;
+	struct stat st;
 	int rc;
 
 	if (!out || !path)
 		return -EINVAL;
 	*out = NULL;
-	if (sodium_init() < 0) {
-		kh_err_set(err, "libsodium failed to initialise");
-		return -EIO;
-	}
-
-	text = sodium_malloc(PEM_FILE_MAX + 1);
-	if (!text) {
-		kh_err_set(err, "out of memory");
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = read_pem_file(path, text, &len, err);
+	rc = kh_keyfile_read(path, PEM_FILE_MAX, true, "a federation key",
+			     &text, &len, &st, err);
 	if (rc == 0)
 		rc = key_from_pem(text, len, out, err);
-out:
 	if (rc < 0)
 		kh_err_prefix(err, "%s", path);
 	sodium_free(text);

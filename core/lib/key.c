@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jwk_thumbprint.h"
+#include "keyfile.h"
 #include "keyhole/canon.h"
 #include "keyhole/key.h"
 
@@ -48,10 +50,7 @@ static int compute_kid(const unsigned char public_key[32],
 		       char kid[KH_KID_LEN + 1], struct kh_err *err)
 {
 	char x[B64_KEY_SIZE];
-	unsigned char digest[crypto_hash_sha256_BYTES];
-	json_t *members = NULL;
-	char *text = NULL;
-	size_t text_len = 0;
+	json_t *members;
 	int rc;
 
 	sodium_bin2base64(x, sizeof(x), public_key, 32, B64URL);
@@ -59,17 +58,9 @@ static int compute_kid(const unsigned char public_key[32],
 			    "x", x);
 	if (!members) {
 		kh_err_set(err, "out of memory building the JWK thumbprint");
-		rc = -ENOMEM;
-		goto out;
+		return -ENOMEM;
 	}
-	rc = kh_canon_dump(members, &text, &text_len, err);
-	if (rc < 0)
-		goto out;
-
-	crypto_hash_sha256(digest, (const unsigned char *)text, text_len);
-	sodium_bin2base64(kid, KH_KID_LEN + 1, digest, sizeof(digest), B64URL);
-out:
-	free(text);
+	rc = kh_jwk_thumbprint(members, kid, err);
 	json_decref(members);
 	return rc;
 }
@@ -241,79 +232,6 @@ static int parse_jwk(json_t *jwk, struct kh_key *key, struct kh_err *err)
 	return 0;
 }
 
-/*
- * Checks who may read a private key file: a key that group or others can
- * read may already be copied, and a key owned by another user may be
- * replaced by that user.
- */
-static int check_private_file(const struct stat *st, struct kh_err *err)
-{
-	if (st->st_mode & (S_IRWXG | S_IRWXO)) {
-		kh_err_set(err, "private key file has mode %04o; it must not "
-				"be accessible by group or others (chmod 600)",
-			   (unsigned int)(st->st_mode & 07777));
-		return -EPERM;
-	}
-	if (st->st_uid != geteuid() && st->st_uid != 0) {
-		kh_err_set(err, "private key file is owned by uid %u; it must "
-				"be owned by uid %u or root",
-			   (unsigned int)st->st_uid, (unsigned int)geteuid());
-		return -EPERM;
-	}
-	return 0;
-}
-
-/* Reads a whole regular file into buf (sodium_malloc, JWK_FILE_MAX). */
-static int read_key_file(const char *path, char *buf, size_t *len,
-			 struct stat *st, struct kh_err *err)
-{
-	ssize_t n = 0;
-	int fd;
-	int rc;
-
-	*len = 0;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		rc = -errno;
-		kh_err_set(err, "cannot open: %s", strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, st) < 0) {
-		rc = -errno;
-		kh_err_set(err, "cannot stat: %s", strerror(-rc));
-		goto out;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		kh_err_set(err, "not a regular file");
-		rc = -EINVAL;
-		goto out;
-	}
-
-	while (*len < JWK_FILE_MAX + 1) {
-		n = read(fd, buf + *len, JWK_FILE_MAX + 1 - *len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		*len += (size_t)n;
-	}
-	if (n < 0) {
-		rc = -errno;
-		kh_err_set(err, "read failed: %s", strerror(-rc));
-		goto out;
-	}
-	if (*len > JWK_FILE_MAX) {
-		kh_err_set(err, "file is larger than %d bytes; not a JWK",
-			   JWK_FILE_MAX);
-		rc = -EFBIG;
-		goto out;
-	}
-	rc = 0;
-out:
-	close(fd);
-	return rc;
-}
-
 /* Zeroes a string member in place before jansson frees it. */
 static void wipe_member(json_t *jwk, const char *name)
 {
@@ -369,7 +287,7 @@ static int key_from_text(const char *text, size_t len, const struct stat *st,
 
 	is_private = json_object_get(jwk, "d") != NULL;
 	if (is_private) {
-		rc = check_private_file(st, err);
+		rc = kh_keyfile_check_private(st, err);
 		if (rc < 0)
 			goto out;
 	}
@@ -405,22 +323,10 @@ int kh_key_load(const char *path, struct kh_key **out, struct kh_err *err)
 	if (!out || !path)
 		return -EINVAL;
 	*out = NULL;
-	if (sodium_init() < 0) {
-		kh_err_set(err, "libsodium failed to initialise");
-		return -EIO;
-	}
-
-	text = sodium_malloc(JWK_FILE_MAX + 1);
-	if (!text) {
-		rc = -ENOMEM;
-		kh_err_set(err, "out of memory");
-		goto out;
-	}
-	rc = read_key_file(path, text, &len, &st, err);
-	if (rc < 0)
-		goto out;
-	rc = key_from_text(text, len, &st, out, err);
-out:
+	rc = kh_keyfile_read(path, JWK_FILE_MAX, false, "a JWK", &text, &len,
+			     &st, err);
+	if (rc == 0)
+		rc = key_from_text(text, len, &st, out, err);
 	if (rc < 0)
 		kh_err_prefix(err, "%s", path);
 	sodium_free(text);
@@ -442,48 +348,6 @@ int kh_key_public_jwk(const struct kh_key *key, struct json_t **out)
 	*out = json_pack("{s:s, s:s, s:s, s:s}", "crv", "Ed25519", "kid",
 			 key->kid, "kty", "OKP", "x", x);
 	return *out ? 0 : -ENOMEM;
-}
-
-/*
- * Creates path with its final mode and writes data, then fsyncs it.
- * O_EXCL keeps an existing key (or a planted symlink) from being
- * overwritten. A file this call created is removed again on failure.
- */
-static int write_new_file(const char *path, const char *data, size_t len,
-			  mode_t mode, struct kh_err *err)
-{
-	size_t done = 0;
-	int fd;
-	int rc = 0;
-
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  mode);
-	if (fd < 0) {
-		rc = -errno;
-		kh_err_set(err, "%s: cannot create: %s", path, strerror(-rc));
-		return rc;
-	}
-	while (done < len) {
-		ssize_t n = write(fd, data + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			goto out;
-		}
-		done += (size_t)n;
-	}
-	if (fsync(fd) < 0)
-		rc = -errno;
-out:
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc < 0) {
-		kh_err_set(err, "%s: write failed: %s", path, strerror(-rc));
-		(void)unlink(path);
-	}
-	return rc;
 }
 
 /*
@@ -524,32 +388,14 @@ static int save_public(const struct kh_key *key, const char *path,
 		       struct kh_err *err)
 {
 	json_t *jwk = NULL;
-	char *text = NULL;
-	char *line = NULL;
-	size_t len = 0;
 	int rc;
 
 	rc = kh_key_public_jwk(key, &jwk);
 	if (rc < 0) {
 		kh_err_set(err, "out of memory building the public JWK");
-		goto out;
+		return rc;
 	}
-	rc = kh_canon_dump(jwk, &text, &len, err);
-	if (rc < 0)
-		goto out;
-	line = malloc(len + 2);
-	if (!line) {
-		kh_err_set(err, "out of memory building the public JWK");
-		rc = -ENOMEM;
-		goto out;
-	}
-	memcpy(line, text, len);
-	line[len] = '\n';
-	line[len + 1] = '\0';
-	rc = write_new_file(path, line, len + 1, 0644, err);
-out:
-	free(line);
-	free(text);
+	rc = kh_keyfile_write_jwk(path, jwk, err);
 	json_decref(jwk);
 	return rc;
 }
@@ -581,7 +427,7 @@ int kh_key_save(const struct kh_key *key, const char *private_path,
 		kh_err_set(err, "cannot format the private JWK");
 		goto out;
 	}
-	rc = write_new_file(private_path, text, len, 0600, err);
+	rc = kh_keyfile_write(private_path, text, len, 0600, err);
 	if (rc < 0)
 		goto out;
 	rc = save_public(key, public_path, err);

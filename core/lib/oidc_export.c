@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fed_internal.h"
+#include "keyfile.h"
 #include "keyhole/canon.h"
 #include "keyhole/federation.h"
 
@@ -121,7 +122,7 @@ static int replace_json_file(const char *path, const json_t *value,
 
 	/* A stale temporary file from an interrupted export is ours. */
 	(void)unlink(tmp);
-	rc = kh_fed_write_file(tmp, text, strlen(text), 0644, err);
+	rc = kh_keyfile_write(tmp, text, strlen(text), 0644, err);
 	if (rc == 0 && rename(tmp, path) < 0) {
 		rc = -errno;
 		kh_err_set(err, "%s: cannot rename into place: %s", path,
@@ -425,7 +426,7 @@ int kh_fed_key_retire(const struct kh_fed_key *key, const char *retired_dir,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = kh_fed_write_file(path, text, strlen(text), 0644, err);
+	rc = kh_keyfile_write(path, text, strlen(text), 0644, err);
 out:
 	free(text);
 	json_decref(record);

@@ -75,6 +75,20 @@ struct kh_backend_host {
 	const char *federation_issuer;
 
 	void *host_private;       /* keyhole's own state; do not touch */
+
+	/*
+	 * kh_backend_reason: the wording every message for a KH_FETCH_*
+	 * value must start with ("auth refused").
+	 */
+	const char *(*fetch_reason)(int code);
+	/* kh_http_status_error: the KH_FETCH_* value of a final status. */
+	int (*http_status_error)(long status);
+	/*
+	 * Zeroes every string in a parsed JSON value, so that tokens and
+	 * secrets in a reply are wiped before json_decref frees them.
+	 * Object keys and numbers are left as they are.
+	 */
+	void (*json_wipe)(json_t *value);
 };
 
 struct kh_backend_module {
