@@ -188,6 +188,29 @@ static int copy_file(const char *from, const char *to)
  * a close-on-exec pipe, so EOF on it means the new image is in place.
  * stdin is a pipe that stays open, for programs that wait on input.
  */
+/*
+ * Waits until /proc/<pid>/cmdline is non-empty. The close-on-exec pipe
+ * closes in the middle of execve, before the kernel records the new
+ * argv, so a read right after it can find an empty command line.
+ */
+static void wait_for_argv(pid_t pid)
+{
+	char path[64];
+	char byte;
+
+	(void)snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	for (int i = 0; i < 5000; i++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, &byte, 1);
+
+		if (fd >= 0)
+			(void)close(fd);
+		if (n != 0)
+			return;
+		(void)usleep(1000);
+	}
+}
+
 static pid_t spawn(char *const argv[], const char *path_env, int *stdin_fd)
 {
 	int sync[2];
@@ -217,6 +240,8 @@ static pid_t spawn(char *const argv[], const char *path_env, int *stdin_fd)
 	}
 	(void)close(sync[0]);
 	*stdin_fd = input[1];
+	if (pid > 0)
+		wait_for_argv(pid);
 	return pid;
 }
 
