@@ -20,14 +20,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
+
+/* SO_PEERPIDFD from Linux 6.5; Debian 12's headers predate it. */
+#ifdef SO_PEERPIDFD
+#define KD_SO_PEERPIDFD SO_PEERPIDFD
+#else
+#define KD_SO_PEERPIDFD 77
+#endif
 
 #define MAX_CONNECTIONS 32
 #define MAX_PER_UID 4
@@ -358,8 +367,30 @@ static void *connection_main(void *arg)
 	close(c->fd);
 	pthread_cond_broadcast(&b->idle);
 	pthread_mutex_unlock(&b->lock);
+	if (c->peer.pidfd >= 0)
+		close(c->peer.pidfd);
 	free(c);
 	return NULL;
+}
+
+/*
+ * Returns a pidfd for the peer of connection fd. SO_PEERPIDFD (Linux
+ * 6.5) names the very process that connected. On older kernels
+ * pidfd_open on the SO_PEERCRED pid is the fallback, which a pid reused
+ * between connect and accept could still fool. -1 when neither works.
+ */
+static int open_peer_pidfd(int fd, pid_t pid)
+{
+	socklen_t len = sizeof(int);
+	int pidfd = -1;
+
+	if (getsockopt(fd, SOL_SOCKET, KD_SO_PEERPIDFD, &pidfd, &len) == 0 &&
+	    pidfd >= 0)
+		return pidfd;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd >= 0)
+		(void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+	return pidfd;
 }
 
 /*
@@ -456,12 +487,15 @@ static void start_connection(struct kd_broker *b, int fd)
 		c->peer.uid = cred.uid;
 		c->peer.gid = cred.gid;
 		c->peer.pid = cred.pid;
+		c->peer.pidfd = open_peer_pidfd(fd, cred.pid);
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (!c || pthread_create(&thread, &attr, connection_main, c) != 0) {
 		kd_log(LOG_ERR, "broker: cannot start a connection thread for "
 		       "uid=%u pid=%d", (unsigned int)cred.uid, (int)cred.pid);
+		if (c && c->peer.pidfd >= 0)
+			close(c->peer.pidfd);
 		free(c);
 		release_slot(b, slot);
 		close(fd);

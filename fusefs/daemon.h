@@ -254,6 +254,7 @@ struct kd_peer {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	int pidfd;  /* the peer process, held against pid reuse; -1 if none */
 };
 
 json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,

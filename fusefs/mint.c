@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -361,6 +363,23 @@ json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
 	if (!lineage)
 		return kd_reply_error("internal", "out of memory");
 	(void)kd_lineage_read(peer->pid, -1, lineage);
+	/*
+	 * The exe and the process tree were read by pid. If the caller has
+	 * exited since, the pid may name another process now, so what was
+	 * read may describe someone else: deny rather than guess.
+	 */
+	if (peer->pidfd < 0 ||
+	    syscall(SYS_pidfd_send_signal, peer->pidfd, 0, NULL, 0) < 0) {
+		free(lineage);
+		kd_log_denial(peer->uid, "request", "request denied: uid=%u "
+			      "pid=%d: the caller exited before its request "
+			      "was served", (unsigned int)peer->uid,
+			      (int)peer->pid);
+		return reply_denied("the calling process exited before its "
+				    "request was served; keep the process "
+				    "that connects alive until the reply",
+				    "", 0);
+	}
 
 	pthread_mutex_lock(&d->lock);
 	unbound = bind_session_locked(d, &job, lineage) < 0;
