@@ -1,9 +1,9 @@
 /*
  * pam_keyhole.so, a session module for agent accounts. It registers the
- * session with keyholed, exports KEYHOLE_SESSION, KEYHOLE_PERMITS and
- * KEYHOLE_SECRETS, and confines the process that runs PAM, so that
- * everything the login program starts afterwards inherits the
- * confinement. keyholed does the real work, the way pam_systemd hands
+ * session with keyholed, exports KEYHOLE_SESSION, KEYHOLE_SOCKET,
+ * KEYHOLE_PERMITS and KEYHOLE_SECRETS, and confines the process that
+ * runs PAM, so that everything the login program starts afterwards
+ * inherits the confinement. keyholed does the real work, the way pam_systemd hands
  * its work to logind.
  */
 #include <errno.h>
@@ -54,11 +54,15 @@ static int put_env(pam_handle_t *pamh, const char *name, const char *value)
 	return pam_putenv(pamh, entry);
 }
 
-static int export_env(pam_handle_t *pamh, const struct kh_pam_session *s)
+static int export_env(pam_handle_t *pamh, const struct kh_pam_args *args,
+		      const struct kh_pam_session *s)
 {
 	int rc;
 
 	rc = put_env(pamh, "KEYHOLE_SESSION", s->id);
+	/* keyhole request inside the session must reach the same broker. */
+	if (rc == PAM_SUCCESS)
+		rc = put_env(pamh, "KEYHOLE_SOCKET", args->socket);
 	if (rc == PAM_SUCCESS)
 		rc = put_env(pamh, "KEYHOLE_PERMITS", s->permits);
 	if (rc == PAM_SUCCESS)
@@ -73,6 +77,7 @@ static int export_env(pam_handle_t *pamh, const struct kh_pam_session *s)
 static void unexport_env(pam_handle_t *pamh)
 {
 	(void)pam_putenv(pamh, "KEYHOLE_SESSION");
+	(void)pam_putenv(pamh, "KEYHOLE_SOCKET");
 	(void)pam_putenv(pamh, "KEYHOLE_PERMITS");
 	(void)pam_putenv(pamh, "KEYHOLE_SECRETS");
 }
@@ -202,7 +207,7 @@ static int open_agent_session(pam_handle_t *pamh,
 		return failure(pamh, args, "session_open");
 	}
 
-	if (export_env(pamh, &session) != PAM_SUCCESS ||
+	if (export_env(pamh, args, &session) != PAM_SUCCESS ||
 	    store_session_id(pamh, session.id) != PAM_SUCCESS) {
 		abandon_session(pamh, args, &session, pw->pw_uid);
 		return failure(pamh, args, "exporting the session");
@@ -281,6 +286,10 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 		rc = PAM_IGNORE;
 		goto out;
 	}
+	if (args.debug)
+		pam_syslog(pamh, LOG_DEBUG, "user %s (uid %u) is an agent "
+			   "account, registering the session", pw.pw_name,
+			   (unsigned)pw.pw_uid);
 	open_id = stored_session(pamh);
 	if (open_id) {
 		/* A second session would replace the stored id, and

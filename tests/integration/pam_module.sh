@@ -101,6 +101,7 @@ esac
 check_equal agent_permits_env "$(out_line agent 'env: KEYHOLE_PERMITS=')" \
 	"$KH_PERMITS/$KH_AGENT_UID"
 check_equal agent_secrets_env "$(out_line agent 'env: KEYHOLE_SECRETS=')" "$KH_MOUNT"
+check_equal agent_socket_env "$(out_line agent 'env: KEYHOLE_SOCKET=')" "$KH_SOCKET"
 check agent_permits_dir_created test -d "$KH_PERMITS/$KH_AGENT_UID"
 check_equal agent_seccomp_filter "$(out_line agent 'Seccomp:')" 2
 check_equal agent_no_new_privs "$(out_line agent 'NoNewPrivs:')" 1
@@ -150,6 +151,8 @@ check_contains outsider_debug_line "$(log_of outsider)" \
 session outsider daemon outsider_agent
 check_equal ignore_stack_rejects_agent "$(out_line outsider_agent 'open_session: ')" \
 	"6 Permission denied"
+check_contains agent_debug_line "$(log_of outsider_agent)" \
+	"user daemon (uid $KH_AGENT_UID) is an agent account"
 wrapped pamtester -v outsider nobody open_session close_session \
 	>"$out/pamtester_outsider.out" 2>&1
 check_equal pamtester_outsider_succeeds "$?" 0
