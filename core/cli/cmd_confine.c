@@ -74,6 +74,34 @@ static int copy_paths(struct confine_vars *out, const char *permits,
 	return 0;
 }
 
+/*
+ * Takes the paths from KEYHOLE_PERMITS and KEYHOLE_SECRETS, which
+ * pam_keyhole exports from keyholed's reply inside an agent session.
+ * KEYHOLE_PERMITS is permits_dir/<uid>; the profile wants permits_dir.
+ * Returns false when either is unset or not of that form.
+ */
+static bool session_paths(uid_t uid, struct confine_vars *out)
+{
+	const char *permits = getenv("KEYHOLE_PERMITS");
+	const char *secrets = getenv("KEYHOLE_SECRETS");
+	const char *slash;
+	char suffix[32];
+
+	if (!permits || !secrets || permits[0] != '/' || secrets[0] != '/')
+		return false;
+	(void)snprintf(suffix, sizeof(suffix), "/%u", (unsigned)uid);
+	slash = strrchr(permits, '/');
+	if (slash == permits || strcmp(slash, suffix) != 0)
+		return false;
+	if ((size_t)(slash - permits) >= sizeof(out->permits_dir) ||
+	    strlen(secrets) >= sizeof(out->secrets_mount))
+		return false;
+	memcpy(out->permits_dir, permits, (size_t)(slash - permits));
+	out->permits_dir[slash - permits] = '\0';
+	memcpy(out->secrets_mount, secrets, strlen(secrets) + 1);
+	return true;
+}
+
 static int load_config_paths(const char *command, const char *config_path,
 			     bool verbose, struct confine_vars *out)
 {
@@ -81,6 +109,9 @@ static int load_config_paths(const char *command, const char *config_path,
 	struct kh_err err = { "" };
 	int rc;
 
+	/* Inside a session, the broker's own answer beats any guess. */
+	if (!config_path && session_paths(out->vars.uid, out))
+		return KH_EXIT_OK;
 	rc = kh_config_load(config_path ? config_path : KH_CONFIG_DEFAULT,
 			    &config, &err);
 	if (rc < 0 && config_path) {

@@ -719,13 +719,13 @@ static int read_profile(const char *path, char **text, size_t *len,
 		rc = -EINVAL;
 	} else if (st.st_uid != 0 && st.st_uid != geteuid()) {
 		kh_err_set(err, "%s: profile is owned by uid %u; only root "
-			   "may own it (chown root FILE)", path,
-			   (unsigned)st.st_uid);
+			   "may own it (chown root %s)", path,
+			   (unsigned)st.st_uid, path);
 		rc = -EPERM;
 	} else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		kh_err_set(err, "%s: profile is writable by group or others "
-			   "(mode %04o); run chmod go-w FILE", path,
-			   (unsigned)(st.st_mode & 07777));
+			   "(mode %04o); run chmod go-w %s", path,
+			   (unsigned)(st.st_mode & 07777), path);
 		rc = -EPERM;
 	}
 	if (rc == 0)

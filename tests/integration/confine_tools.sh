@@ -122,5 +122,19 @@ check_equal legacy_cat_reads_secret "$actual" "$expected"
 agent_confined cat "$secret_path" >/dev/null
 check_equal legacy_cat_without_permit_fails "$?" 1
 
+# Inside a pam_keyhole session the CLI takes {permits} and {secrets}
+# from the KEYHOLE_* variables the module exported, not from defaults.
+shown=$(KEYHOLE_PERMITS="/srv/kh-perm/$(id -u)" KEYHOLE_SECRETS=/srv/kh-sec \
+	"$KEYHOLE" confine show agent --profile-dir "$profiles" 2>&1)
+check_contains show_session_permits "$shown" "\"/srv/kh-perm/$(id -u)\""
+check_contains show_session_secrets "$shown" '"/srv/kh-sec"'
+shown=$(KEYHOLE_PERMITS=/srv/kh-perm/not-my-uid KEYHOLE_SECRETS=/srv/kh-sec \
+	"$KEYHOLE" confine show agent --profile-dir "$profiles" 2>&1)
+case $shown in
+*kh-sec*) fail show_foreign_permits_ignored "took a KEYHOLE_PERMITS of another uid" ;;
+*) pass show_foreign_permits_ignored ;;
+esac
+
 kh_check_daemon_log daemon_log_clean
 exit "$KH_FAILED"
+
