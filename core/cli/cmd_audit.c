@@ -380,9 +380,10 @@ static void print_time(const json_t *time_value)
 static void print_record_line(const json_t *record)
 {
 	static const char *const keys[] = { "effect", "outcome", "rule",
-					    "secret", "jti",     "hP" };
-	/* Decision, access and revoke records nest the uid they are about. */
-	static const char *const holders[] = { "agent", "reader", "by" };
+					    "secret", "jti",     "session",
+					    "sid",    "hP" };
+	/* Decision and access records nest the uid they are about. */
+	static const char *const holders[] = { "agent", "reader" };
 	const char *type = json_string_value(json_object_get(record, "type"));
 
 	printf("%lld", (long long)json_integer_value(
@@ -402,6 +403,9 @@ static void print_record_line(const json_t *record)
 
 		print_field("uid", json_object_get(holder, "uid"));
 	}
+	/* A revoke names who revoked, not whose permit it was. */
+	print_field("by_uid", json_object_get(json_object_get(record, "by"),
+					      "uid"));
 	print_field("reason", json_object_get(record, "reason"));
 	putchar('\n');
 }

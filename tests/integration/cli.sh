@@ -287,8 +287,8 @@ check "audit show access" \
 	grep -Eq '^4 .* access outcome=granted secret=local/stripe_key jti=[A-Za-z0-9_-]{22} uid=' \
 	"$tmp/out"
 # The revoke reason holds quotes and a newline: escaped, on one line.
-check "audit show escapes reason" \
-	grep -Fq 'revoke jti=' "$tmp/out"
+check "audit show revoke by uid" \
+	grep -Eq 'revoke jti=[A-Za-z0-9_-]{22} by_uid=[0-9]+ reason=' "$tmp/out"
 check "audit show escaped reason text" \
 	grep -Fq 'reason="fixture \"revoke\"\x0aseq=9 forged"' "$tmp/out"
 jti=$(sed -n 's/^2 .* jti=\([A-Za-z0-9_-]*\).*/\1/p' "$tmp/out")
