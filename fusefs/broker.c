@@ -221,7 +221,7 @@ static json_t *handle_session(struct kd_daemon *d, const struct kd_peer *peer,
 	static const char *const open_keys[] = { "op", "uid", "service",
 						  "tty", NULL };
 	static const char *const close_keys[] = { "op", "session", "uid",
-						   NULL };
+						   "reason", NULL };
 	bool open = strcmp(op, "session_open") == 0;
 
 	if (peer->uid != 0)

@@ -26,6 +26,7 @@
 #include "daemon.h"
 
 #define REASON_CLOSED "session closed"
+#define REASON_LOGIN_REFUSED "login refused"
 #define REASON_LEADER_EXITED "session leader exited"
 
 /* Maximum sessions one clean-up pass ends. The rest wait for the next. */
@@ -343,7 +344,8 @@ static int end_session_locked(struct kd_daemon *d,
 }
 
 /*
- * Handles {"op":"session_close","session":ID,"uid":N} from uid 0. The
+ * Handles {"op":"session_close","session":ID,"uid":N[,"reason":R]} from
+ * uid 0. The
  * uid must be the session's: the PAM module may take the id from the
  * PAM environment, which a user can set (pam_env user_readenv), so an
  * id alone must not close another account's session.
@@ -353,10 +355,22 @@ json_t *kd_session_close(struct kd_daemon *d, const struct kd_peer *peer,
 {
 	const char *id = json_string_value(json_object_get(req, "session"));
 	const json_t *uid = json_object_get(req, "uid");
+	const json_t *why = json_object_get(req, "reason");
+	const char *reason = REASON_CLOSED;
 	const struct kd_session_info *found;
 	struct kd_session_info info;
 	size_t revoked = 0;
 	int r = 0;
+
+	/* "login_refused" tells an auditor the login never completed. */
+	if (why && json_is_string(why) &&
+	    strcmp(json_string_value(why), "login_refused") == 0)
+		reason = REASON_LOGIN_REFUSED;
+	else if (why && !(json_is_string(why) &&
+			  strcmp(json_string_value(why), "logout") == 0))
+		return kd_reply_error("invalid", "$.reason: expected "
+				      "\"logout\" (the default) or "
+				      "\"login_refused\"");
 
 	if (!id || !kh_permit_jti_is_valid(id))
 		return kd_reply_error("invalid", "$.session: expected the "
@@ -381,7 +395,7 @@ json_t *kd_session_close(struct kd_daemon *d, const struct kd_peer *peer,
 	}
 	if (found) {
 		info = *found;
-		r = end_session_locked(d, &info, REASON_CLOSED, &revoked);
+		r = end_session_locked(d, &info, reason, &revoked);
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (!found)

@@ -184,15 +184,17 @@ out:
 }
 
 int kh_pam_session_close(const char *socket_path, const char *id,
-			 uid_t uid, long long *revoked, struct kh_err *err)
+			 uid_t uid, bool refused, long long *revoked,
+			 struct kh_err *err)
 {
 	static const char *const names[] = { "ok", "revoked", NULL };
 	json_t *request, *reply = NULL, *count;
 	int rc;
 
 	*revoked = 0;
-	request = json_pack("{s:s, s:s, s:I}", "op", "session_close",
-			    "session", id, "uid", (json_int_t)uid);
+	request = json_pack("{s:s, s:s, s:I, s:s}", "op", "session_close",
+			    "session", id, "uid", (json_int_t)uid, "reason",
+			    refused ? "login_refused" : "logout");
 	if (!request) {
 		kh_err_set(err, "out of memory");
 		return -ENOMEM;

@@ -92,12 +92,14 @@ int kh_pam_session_open(const char *socket_path, uid_t uid,
 			struct kh_pam_session *out, struct kh_err *err);
 
 /*
- * Sends session_close for session id of account uid. Returns 0 and the
- * number of permits keyholed revoked in *revoked, or a negative errno
- * with err set.
+ * Sends session_close for session id of account uid, with reason
+ * "login_refused" when refused is true (the login is being abandoned)
+ * and "logout" otherwise. Returns 0 and the number of permits keyholed
+ * revoked in *revoked, or a negative errno with err set.
  */
 int kh_pam_session_close(const char *socket_path, const char *id,
-			 uid_t uid, long long *revoked, struct kh_err *err);
+			 uid_t uid, bool refused, long long *revoked,
+			 struct kh_err *err);
 
 /* Returns true when id has the form of a session id. */
 bool kh_pam_session_id_valid(const char *id);

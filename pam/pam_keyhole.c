@@ -180,7 +180,8 @@ static void abandon_session(pam_handle_t *pamh, const struct kh_pam_args *args,
 
 	unexport_env(pamh);
 	(void)pam_set_data(pamh, KH_PAM_DATA_SESSION, NULL, NULL);
-	if (kh_pam_session_close(args->socket, s->id, uid, &revoked, &err) < 0)
+	if (kh_pam_session_close(args->socket, s->id, uid, true, &revoked,
+				 &err) < 0)
 		pam_syslog(pamh, LOG_ERR, "closing session %s after the "
 			   "failed confinement failed: %s", s->id, err.msg);
 }
@@ -334,8 +335,8 @@ static int close_agent_session(pam_handle_t *pamh,
 			   "session id, not closing it", pw->pw_name);
 		return failure(pamh, args, "session_close");
 	}
-	if (kh_pam_session_close(args->socket, id, pw->pw_uid, &revoked,
-				 &err) < 0) {
+	if (kh_pam_session_close(args->socket, id, pw->pw_uid, false,
+				 &revoked, &err) < 0) {
 		pam_syslog(pamh, LOG_ERR, "session_close of session %s for "
 			   "user %s failed: %s", id, pw->pw_name, err.msg);
 		return failure(pamh, args, "session_close");

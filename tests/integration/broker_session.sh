@@ -111,6 +111,8 @@ reply=$(session_send "{\"op\":\"session_close\",\"session\":\"AAAAAAAAAAAAAAAAAA
 check_contains close_unknown_not_found "$reply" '"error":"not_found"'
 reply=$(session_send '{"op":"session_close","session":"AAAAAAAAAAAAAAAAAAAAAA"}')
 check_contains close_without_uid_invalid "$reply" '$.uid'
+reply=$(session_send "{\"op\":\"session_close\",\"session\":\"AAAAAAAAAAAAAAAAAAAAAA\",\"uid\":$KH_AGENT_UID,\"reason\":\"bye\"}")
+check_contains close_bad_reason_invalid "$reply" '$.reason'
 
 # A session opens, and its permits directory exists for the agent.
 [ -e "$KH_PERMITS/$KH_AGENT_UID" ] && fail permits_dir_absent_before "already exists"

@@ -188,6 +188,8 @@ check_equal bad_profile_registered "$(grep -c 'session opened: ' "$KH_LOG")" \
 	$((opened_before + 1))
 check_equal bad_profile_closed_again "$(grep -c 'session closed: ' "$KH_LOG")" \
 	$((closed_before + 1))
+check_contains bad_profile_login_refused "$(grep 'session closed: ' "$KH_LOG" | tail -n 1)" \
+	"reason=login refused"
 check_equal bad_profile_session_err "$(out_line bad_profile 'open_session: ')" \
 	"14 Cannot make/remove an entry for the specified session"
 check_equal bad_profile_no_env "$(grep -c '^env: ' "$out/bad_profile.out")" 0
