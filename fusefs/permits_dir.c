@@ -145,8 +145,8 @@ fail:
 
 /*
  * Creates permits_dir/<uid> for the agent when missing, with the same
- * owner, mode and checks as the first permit would, so that a session
- * can be told its permits directory before any permit exists.
+ * owner, mode and checks as the first permit would, so that the
+ * session_open reply can name the directory before any permit exists.
  */
 int kd_permits_dir_prepare(const struct kd_permits_dir *dir, uid_t uid,
 			   gid_t gid, struct kh_err *err)

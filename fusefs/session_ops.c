@@ -362,7 +362,7 @@ json_t *kd_session_close(struct kd_daemon *d, const struct kd_peer *peer,
 	size_t revoked = 0;
 	int r = 0;
 
-	/* "login_refused" tells an auditor the login never completed. */
+	/* "login_refused" shows auditors that the login never completed. */
 	if (why && json_is_string(why) &&
 	    strcmp(json_string_value(why), "login_refused") == 0)
 		reason = REASON_LOGIN_REFUSED;

@@ -31,9 +31,9 @@ if [ -n "$missing" ]; then
 	fi
 	echo "deps: installing$missing"
 	apt-get update -qq
-	# openssh-server would start a system sshd on port 22 from its
-	# postinst; the tests start their own on loopback, so a policy-rc.d
-	# that denies service starts is in place during the install only.
+	# openssh-server's postinst would start a system sshd on port 22.
+	# The tests start their own on loopback, so a policy-rc.d that denies
+	# service starts is in place during the install only.
 	policy_rc=""
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		policy_rc=/usr/sbin/policy-rc.d

@@ -109,7 +109,7 @@ static int load_config_paths(const char *command, const char *config_path,
 	struct kh_err err = { "" };
 	int rc;
 
-	/* Inside a session, the broker's own answer beats any guess. */
+	/* Inside a session, the paths from the broker's reply take precedence. */
 	if (!config_path && session_paths(out->vars.uid, out))
 		return KH_EXIT_OK;
 	rc = kh_config_load(config_path ? config_path : KH_CONFIG_DEFAULT,

@@ -299,7 +299,7 @@ json_t *kh_fed_key_public_jwk(const struct kh_fed_key *key)
  * Writes the private key as unencrypted PKCS#8 PEM into a new file
  * created with mode 0600, so no other user can open it at any moment.
  * NOTE: OpenSSL encodes the PEM in its own heap buffers before the
- * write; it clears the DER copy of a private key, but keyhole cannot
+ * write. It clears the DER copy of a private key, but keyhole cannot
  * lock those pages the way sodium_malloc does.
  */
 static int save_private(const struct kh_fed_key *key, const char *path,

@@ -617,7 +617,7 @@ static bool url_has(CURLU *url, CURLUPart part)
 /*
  * Checks an http:// or https:// proxy URL with curl's own parser, so
  * that keyhole and curl read the same URL. User names and passwords are
- * rejected because keyhole.json holds no credentials.
+ * rejected because keyhole.json contains no credentials.
  */
 static bool proxy_url_ok(const char *text)
 {

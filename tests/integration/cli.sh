@@ -286,7 +286,7 @@ check "audit show deny reason" \
 check "audit show access" \
 	grep -Eq '^4 .* access outcome=granted secret=local/stripe_key jti=[A-Za-z0-9_-]{22} uid=' \
 	"$tmp/out"
-# The revoke reason holds quotes and a newline: escaped, on one line.
+# The revoke reason contains quotes and a newline: escaped, on one line.
 check "audit show revoke by uid" \
 	grep -Eq 'revoke jti=[A-Za-z0-9_-]{22} by_uid=[0-9]+ reason=' "$tmp/out"
 check "audit show escaped reason text" \

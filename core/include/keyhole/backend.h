@@ -132,7 +132,7 @@ int kh_backend_test(struct kh_backend *backend, json_t **report,
 		    struct kh_err *err)
 	__attribute__((warn_unused_result));
 
-/* Returns true when the backend's type holds a static credential. */
+/* Returns true when the backend's type uses a stored service token. */
 bool kh_backend_is_static(const struct kh_backend *backend);
 
 /*

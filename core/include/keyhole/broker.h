@@ -30,8 +30,8 @@ struct kh_broker_opts {
  * JSON line and reads one reply line, which must be a single JSON
  * object with a boolean "ok" and nothing after its newline. The reply
  * is parsed strictly (kh_json_parse) and returned in *reply (a new
- * reference) whatever "ok" says, so the caller decides what a refusal
- * means.
+ * reference) whatever the value of "ok", so the caller decides what a
+ * rejection means.
  *
  * A broker that turns a client away ("busy") may write its reply and
  * close without reading the request, so a send that fails with EPIPE or
@@ -40,8 +40,8 @@ struct kh_broker_opts {
  * Returns 0, or -ENAMETOOLONG, -errno of connect (-ENOENT,
  * -ECONNREFUSED, -EACCES), -ETIMEDOUT, -EPERM for a non-root broker
  * under KH_BROKER_REQUIRE_ROOT_PEER, -EPROTO for a reply that is too
- * long, cut short or not valid, or another -errno. err says which step
- * failed; it names socket_path for the connect steps.
+ * long, cut short or not valid, or another -errno. err names the step
+ * that failed, and socket_path for the connect steps.
  */
 int kh_broker_call(const char *socket_path, const json_t *request,
 		   const struct kh_broker_opts *opts, json_t **reply,

@@ -24,10 +24,10 @@
 /* Profile names match [a-z0-9_-]{1,32}. */
 #define KH_CONFINE_NAME_MAX 32
 
-/* What to do on a kernel without Landlock (or with it disabled). */
+/* Behaviour on a kernel without Landlock, or with it disabled. */
 enum kh_landlock_missing {
 	KH_LANDLOCK_REFUSE = 0,   /* kh_confine_apply fails with -ENOSYS */
-	KH_LANDLOCK_CONTINUE = 1, /* seccomp only, and the note says so */
+	KH_LANDLOCK_CONTINUE = 1, /* seccomp only, and the note states it */
 };
 
 /*
@@ -73,7 +73,7 @@ json_t *kh_confine_to_json(const struct kh_confine_profile *profile);
 /* Names of the built-in profiles, NULL-terminated. */
 extern const char *const kh_confine_builtin_names[];
 
-/* What kh_confine_apply did, for the caller's log line. */
+/* Summary of what kh_confine_apply applied, for the caller's log line. */
 struct kh_confine_report {
 	int landlock_abi;      /* 0 when Landlock is unavailable */
 	bool landlock_applied;

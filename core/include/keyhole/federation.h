@@ -1,10 +1,10 @@
 /*
  * The broker's own workload identity: an RS256 (or ES256) key made
- * with OpenSSL libcrypto, short-lived JWTs signed with it, and the OIDC
- * discovery documents a web server publishes so that AWS STS, Vault and
- * Entra ID can verify those JWTs. Permits stay Ed25519 (keyhole/key.h);
- * this key is only for federation, because none of those services
- * accepts EdDSA.
+ * with OpenSSL libcrypto, and short-lived JWTs signed with it. A web
+ * server publishes the OIDC discovery documents, so that AWS STS, Vault
+ * and Entra ID can verify those JWTs. Permits stay Ed25519
+ * (keyhole/key.h). This key is only for federation, because none of
+ * those services accepts EdDSA.
  */
 #ifndef KEYHOLE_FEDERATION_H
 #define KEYHOLE_FEDERATION_H
@@ -15,7 +15,7 @@
 #include "keyhole/backend.h"
 #include "keyhole/error.h"
 
-/* Longest lifetime of a federation JWT, in seconds. */
+/* Maximum lifetime of a federation JWT, in seconds. */
 #define KH_FED_JWT_MAX_LIFETIME 300
 
 /* How long a retired key stays in jwks.json by default, in seconds. */
@@ -75,7 +75,7 @@ int kh_fed_jwt_sign(const struct kh_fed_key *key,
 
 /*
  * Writes DIR/.well-known/openid-configuration and DIR/jwks.json for
- * issuer. jwks.json holds the current key and every retired key (from
+ * issuer. jwks.json contains the current key and every retired key (from
  * retired_dir, may be NULL) retired less than overlap seconds before
  * now.
  */

@@ -1,12 +1,13 @@
 /*
- * HTTP for backends, through libcurl, with one set of hygiene rules:
- * TLS verification always on (with an optional CA file), no redirects
- * followed, connect and total timeouts, response bodies capped at
- * KH_HTTP_BODY_MAX, and at most KH_HTTP_MAX_ATTEMPTS attempts, retried
- * with exponential backoff and jitter on 429, 5xx and timeouts, and
- * never past the caller's deadline. Response bodies land in
- * sodium_malloc memory; request headers and bodies the caller marks
- * sensitive are wiped from keyhole's own copies after the call.
+ * HTTP for backends, through libcurl, with one set of hygiene rules.
+ * TLS verification is always on (with an optional CA file), redirects
+ * are not followed, connect and total timeouts apply, and response
+ * bodies are capped at KH_HTTP_BODY_MAX. A request makes at most
+ * KH_HTTP_MAX_ATTEMPTS attempts, retried with exponential backoff and
+ * jitter on 429, 5xx and timeouts, and never past the caller's
+ * deadline. Response bodies land in sodium_malloc memory. keyhole wipes
+ * its own copies of the request headers after the call; the body stays
+ * the caller's to wipe.
  */
 #ifndef KEYHOLE_HTTP_H
 #define KEYHOLE_HTTP_H
@@ -68,7 +69,7 @@ struct kh_http_response {
 };
 
 /*
- * Performs req. Returns 0 when the server answered (any status, which
+ * Performs req. Returns 0 when the server replied (any status, which
  * the caller interprets), or a KH_FETCH_* value: KH_FETCH_TIMED_OUT,
  * KH_FETCH_TLS_FAILURE (certificate or name not verified),
  * KH_FETCH_UNREACHABLE, KH_FETCH_BAD_RESPONSE (body over the cap, or a
