@@ -4,7 +4,8 @@
  *   session required pam_keyhole.so group=agents profile=agent
  *
  * is parsed once per call, because PAM hands the arguments to each
- * entry point separately.
+ * entry point separately. The same settings can come from the config
+ * file (pam_conf.c); the line's arguments override it.
  */
 #include <errno.h>
 #include <string.h>
@@ -85,9 +86,12 @@ static int check_fail_mode(pam_handle_t *pamh, const char *value)
 	return -EINVAL;
 }
 
-/* Flags for the single-valued options that the line has set so far. */
+/*
+ * Flags for the single-valued options that one source (the file or the
+ * line) has set so far.
+ */
 struct seen_options {
-	bool profile, profile_dir, socket, fail;
+	bool profile, profile_dir, socket, fail, conf;
 };
 
 static int parse_one(pam_handle_t *pamh, const char *arg,
@@ -116,6 +120,12 @@ static int parse_one(pam_handle_t *pamh, const char *arg,
 			return -EINVAL;
 		return check_absolute(pamh, "socket", value);
 	}
+	if ((value = value_of(arg, "conf"))) {
+		if (set_once(pamh, "conf", value, &args->conf_path,
+			     &seen->conf) < 0)
+			return -EINVAL;
+		return check_absolute(pamh, "conf", value);
+	}
 	if ((value = value_of(arg, "fail"))) {
 		if (seen->fail) {
 			pam_syslog(pamh, LOG_ERR, "fail= given more than "
@@ -135,16 +145,18 @@ static int parse_one(pam_handle_t *pamh, const char *arg,
 }
 
 /*
- * fail= is read in a first pass, so that an error anywhere on the line
- * is handled under the fail mode the administrator chose. The mode is
- * open only when every fail= argument has the value "open".
+ * fail= is read in a first pass, so that an error anywhere is handled
+ * under the fail mode the administrator chose. The line decides when it
+ * has a fail= argument, else the file does. The mode is open only when
+ * every fail= of the deciding source has the value "open". Returns
+ * whether that source had a fail= at all.
  */
-static void find_fail_mode(int argc, const char **argv,
+static bool find_fail_mode(size_t argc, const char *const *argv,
 			   struct kh_pam_args *args)
 {
 	bool open = false, other = false;
 
-	for (int i = 0; i < argc; i++) {
+	for (size_t i = 0; i < argc; i++) {
 		const char *value = value_of(argv[i], "fail");
 
 		if (value && strcmp(value, "open") == 0)
@@ -152,15 +164,66 @@ static void find_fail_mode(int argc, const char **argv,
 		else if (value)
 			other = true;
 	}
-	if (open && !other)
-		args->fail = KH_PAM_FAIL_OPEN;
+	if (open || other)
+		args->fail = open && !other ? KH_PAM_FAIL_OPEN
+					    : KH_PAM_FAIL_CLOSED;
+	return open || other;
+}
+
+/* Returns the conf= value of the line, or NULL for the default file. */
+static const char *line_conf_path(int argc, const char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *value = value_of(argv[i], "conf");
+
+		if (value)
+			return value;
+	}
+	return NULL;
+}
+
+/* user= or group= on the line replace the file's whole account list. */
+static bool line_names_accounts(int argc, const char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		if (value_of(argv[i], "user") || value_of(argv[i], "group"))
+			return true;
+	}
+	return false;
+}
+
+static int parse_source(pam_handle_t *pamh, size_t argc,
+			const char *const *argv, struct kh_pam_args *args)
+{
+	struct seen_options seen = { 0 };
+	int rc = 0;
+
+	for (size_t i = 0; i < argc; i++) {
+		if (parse_one(pamh, argv[i], args, &seen) < 0)
+			rc = -EINVAL;
+	}
+	return rc;
+}
+
+static int read_conf(pam_handle_t *pamh, int argc, const char **argv,
+		     struct kh_pam_args *args)
+{
+	const char *path = line_conf_path(argc, argv);
+	int r;
+
+	args->conf_path = path ? path : KH_PAM_CONF_DEFAULT;
+	if (args->conf_path[0] != '/')
+		return -EINVAL; /* parse_one logs it with the line */
+	r = kh_pam_conf_read(pamh, args->conf_path, path != NULL,
+			     &args->conf);
+	args->conf_path = NULL; /* conf= on the line sets it again */
+	return r;
 }
 
 int kh_pam_args_parse(pam_handle_t *pamh, int argc, const char **argv,
 		      struct kh_pam_args *args)
 {
-	struct seen_options seen = { 0 };
-	int rc = 0;
+	int rc;
 
 	*args = (struct kh_pam_args){
 		.profile = "agent",
@@ -168,17 +231,30 @@ int kh_pam_args_parse(pam_handle_t *pamh, int argc, const char **argv,
 		.socket = KH_SOCKET_DEFAULT,
 		.fail = KH_PAM_FAIL_CLOSED,
 	};
-	find_fail_mode(argc, argv, args);
+	rc = read_conf(pamh, argc, argv, args) < 0 ? -EINVAL : 0;
+	if (!find_fail_mode((size_t)argc, argv, args))
+		(void)find_fail_mode(args->conf.count, args->conf.entries,
+				     args);
 
-	for (int i = 0; i < argc; i++) {
-		if (parse_one(pamh, argv[i], args, &seen) < 0)
-			rc = -EINVAL;
-	}
+	if (parse_source(pamh, args->conf.count, args->conf.entries,
+			 args) < 0)
+		rc = -EINVAL;
+	if (line_names_accounts(argc, argv))
+		args->n_users = args->n_groups = 0;
+	if (parse_source(pamh, (size_t)argc, argv, args) < 0)
+		rc = -EINVAL;
 
 	if (args->n_users == 0 && args->n_groups == 0) {
 		pam_syslog(pamh, LOG_ERR, "no user= or group= argument: add "
-			   "one to name the agent accounts");
+			   "one to the module line or to %s to name the "
+			   "agent accounts", args->conf_path ?
+			   args->conf_path : KH_PAM_CONF_DEFAULT);
 		rc = -EINVAL;
 	}
 	return rc;
+}
+
+void kh_pam_args_free(struct kh_pam_args *args)
+{
+	kh_pam_conf_free(&args->conf);
 }

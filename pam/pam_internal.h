@@ -35,7 +35,36 @@ enum kh_pam_fail_mode {
 	KH_PAM_FAIL_OPEN = 1,   /* the session opens, with a warning */
 };
 
-/* The module arguments of one /etc/pam.d line, after parsing. */
+/* The module's config file, read when it exists (conf= names another). */
+#define KH_PAM_CONF_DEFAULT KH_SYSCONFDIR "/keyhole/pam_keyhole.conf"
+
+/* Most settings one config file may hold. */
+#define KH_PAM_CONF_MAX_ENTRIES 96
+
+/* A config file split into "key=value" entries that point into text. */
+struct kh_pam_conf {
+	char *text;
+	const char *entries[KH_PAM_CONF_MAX_ENTRIES];
+	size_t count;
+};
+
+/*
+ * Reads the config file at path (root-owned, not group- or
+ * world-writable, checked on the open file) into conf. A missing file
+ * leaves conf empty and is an error only when required is true.
+ * Returns 0 or a negative errno after logging the path, line and fix.
+ * The caller frees conf with kh_pam_conf_free, also on failure.
+ */
+int kh_pam_conf_read(pam_handle_t *pamh, const char *path, bool required,
+		     struct kh_pam_conf *conf);
+
+void kh_pam_conf_free(struct kh_pam_conf *conf);
+
+/*
+ * The module's settings: the config file first, then the arguments of
+ * the /etc/pam.d line, which override the file for every option they
+ * give (user= and group= together count as one option).
+ */
 struct kh_pam_args {
 	const char *users[KH_PAM_MAX_NAMES];  /* point into argv */
 	size_t n_users;
@@ -46,17 +75,23 @@ struct kh_pam_args {
 	const char *socket;
 	enum kh_pam_fail_mode fail;
 	bool debug;
+	const char *conf_path;
+	struct kh_pam_conf conf;  /* backs the values read from the file */
 };
 
 /*
- * Parses argv into args. Unknown arguments are logged at LOG_WARNING
- * and ignored. Returns 0, or -EINVAL after logging at LOG_ERR when a
- * known argument has an invalid or repeated value, or when neither
- * user= nor group= is given. args->fail is valid even on failure, so
- * the caller can honour fail=open for a broken line.
+ * Reads the config file and parses argv into args. Unknown arguments on
+ * the line are logged at LOG_WARNING and ignored; unknown keys in the
+ * file are errors. Returns 0, or -EINVAL after logging at LOG_ERR when
+ * the file cannot be read, a known argument has an invalid or repeated
+ * value, or neither user= nor group= is given. args->fail is valid even
+ * on failure, so the caller can honour fail=open for a broken line.
+ * The caller releases args with kh_pam_args_free, also on failure.
  */
 int kh_pam_args_parse(pam_handle_t *pamh, int argc, const char **argv,
 		      struct kh_pam_args *args);
+
+void kh_pam_args_free(struct kh_pam_args *args);
 
 /*
  * Looks up the PAM user with getpwnam_r into pw, backed by *buf (to be

@@ -303,6 +303,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 	}
 	rc = open_agent_session(pamh, &args, &pw);
 out:
+	kh_pam_args_free(&args);
 	free(pw_buf);
 	return rc;
 }
@@ -376,6 +377,7 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
 	}
 	rc = close_agent_session(pamh, &args, &pw, id);
 out:
+	kh_pam_args_free(&args);
 	free(pw_buf);
 	return rc;
 }

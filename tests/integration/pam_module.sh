@@ -227,7 +227,47 @@ check_contains fake_broker_logged "$(log_of fake)" \
 kill "$fake_pid" 2>/dev/null
 wait "$fake_pid" 2>/dev/null
 
-# 8. The broker is down: fail closed by default, open with fail=open.
+# 8. The config file: settings from conf=FILE, overridden by the line.
+conf="$KH_TMP/pam_keyhole.conf"
+cat >"$conf" <<CONF
+# agents of this test
+user = daemon
+socket = $KH_SOCKET
+CONF
+chmod 0644 "$conf"
+service conf_agent conf="$conf"
+session conf_agent daemon conf_agent
+check_equal conf_agent_success "$(out_line conf_agent 'open_session: ')" "0 Success"
+check_equal conf_agent_socket "$(out_line conf_agent 'env: KEYHOLE_SOCKET=')" "$KH_SOCKET"
+
+ignore_service conf_override conf="$conf" user=nobody
+wrapped pamtester -v conf_override daemon open_session \
+	>"$out/conf_override.out" 2>&1
+check_equal conf_line_accounts_override "$?" 0
+
+printf 'user = daemon\nsocket = %s\ncolour = blue\n' "$KH_SOCKET" >"$KH_TMP/bad.conf"
+service conf_unknown conf="$KH_TMP/bad.conf"
+session conf_unknown daemon conf_unknown
+check_equal conf_unknown_key_fails "$(out_line conf_unknown 'open_session: ')" \
+	"14 Cannot make/remove an entry for the specified session"
+check_contains conf_unknown_key_logged "$(log_of conf_unknown)" \
+	"$KH_TMP/bad.conf:3: unknown key \"colour\""
+
+cp "$conf" "$KH_TMP/writable.conf"
+chmod 0664 "$KH_TMP/writable.conf"
+service conf_writable conf="$KH_TMP/writable.conf"
+session conf_writable daemon conf_writable
+check_equal conf_group_writable_fails "$(out_line conf_writable 'open_session: ')" \
+	"14 Cannot make/remove an entry for the specified session"
+check_contains conf_group_writable_logged "$(log_of conf_writable)" \
+	"must be owned by root and not group- or world-writable"
+
+service conf_missing conf="$KH_TMP/missing.conf" user=daemon
+session conf_missing daemon conf_missing
+check_equal conf_missing_explicit_fails "$(out_line conf_missing 'open_session: ')" \
+	"14 Cannot make/remove an entry for the specified session"
+
+# 9. The broker is down: fail closed by default, open with fail=open.
 kh_stop
 session agent daemon down
 check_equal broker_down_session_err "$(out_line down 'open_session: ')" \
@@ -247,6 +287,16 @@ check_equal fail_open_close_success "$(out_line fail_open 'close_session: ')" "0
 wrapped pamtester -v fail_open daemon open_session close_session \
 	>"$out/pamtester_fail_open.out" 2>&1
 check_equal pamtester_fail_open_succeeds "$?" 0
+
+# 10. fail= from the file applies when the line has none; the line wins.
+printf 'user = daemon\nsocket = %s\nfail = open\n' "$KH_SOCKET" >"$KH_TMP/open.conf"
+service conf_open conf="$KH_TMP/open.conf"
+session conf_open daemon conf_open
+check_equal conf_fail_open_success "$(out_line conf_open 'open_session: ')" "0 Success"
+service conf_closed conf="$KH_TMP/open.conf" fail=closed
+session conf_closed daemon conf_closed
+check_equal conf_line_fail_closed_wins "$(out_line conf_closed 'open_session: ')" \
+	"14 Cannot make/remove an entry for the specified session"
 
 kh_check_daemon_log daemon_log_clean
 exit "$KH_FAILED"
