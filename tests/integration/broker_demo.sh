@@ -120,8 +120,15 @@ if as_other "$KEYHOLE" revoke --socket "$KH_SOCKET" "$jti" >"$out/revoke.out" 2>
 else
 	pass other_uid_cannot_revoke
 fi
-as_agent "$KEYHOLE" revoke --socket "$KH_SOCKET" "$jti" >>"$out/revoke.out" 2>&1
-check_equal owner_revokes "$?" 0
+as_agent "$KEYHOLE" revoke --socket "$KH_SOCKET" "$jti" >"$out/owner_revoke.out" 2>&1
+status=$?
+if [ "$status" -eq 0 ]; then
+	pass owner_revokes
+else
+	# The reply says why, for example not_found when a loaded machine
+	# took longer than the permit's 60 s ttl to get here.
+	fail owner_revokes "exit $status at $(date +%s): $(cat "$out/owner_revoke.out")"
+fi
 touch "$KH_TMP/revoked"
 wait "$holder"
 check_equal revoked_permit_eacces "$(tail -n 1 "$out/revoked.out")" "error EACCES"
