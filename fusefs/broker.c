@@ -369,6 +369,7 @@ static void *connection_main(void *arg)
 	pthread_mutex_unlock(&b->lock);
 	if (c->peer.pidfd >= 0)
 		close(c->peer.pidfd);
+	free(c->peer.groups);
 	free(c);
 	return NULL;
 }
@@ -391,6 +392,21 @@ static int open_peer_pidfd(int fd, pid_t pid)
 	if (pidfd >= 0)
 		(void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
 	return pidfd;
+}
+
+/*
+ * Stores the peer's supplementary groups, which only the admin_group
+ * check uses. When they cannot be read the peer has none, so it can
+ * still do everything except revoke as a member of admin_group.
+ */
+static void read_peer_groups(int fd, struct kd_peer *peer)
+{
+	int r = kd_peer_groups_read(fd, &peer->groups, &peer->group_count);
+
+	if (r < 0)
+		kd_log(LOG_WARNING, "broker: cannot read the groups of uid=%u "
+		       "pid=%d, treating it as in no supplementary group: %s",
+		       (unsigned int)peer->uid, (int)peer->pid, strerror(-r));
 }
 
 /*
@@ -488,6 +504,7 @@ static void start_connection(struct kd_broker *b, int fd)
 		c->peer.gid = cred.gid;
 		c->peer.pid = cred.pid;
 		c->peer.pidfd = open_peer_pidfd(fd, cred.pid);
+		read_peer_groups(fd, &c->peer);
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -496,6 +513,8 @@ static void start_connection(struct kd_broker *b, int fd)
 		       "uid=%u pid=%d", (unsigned int)cred.uid, (int)cred.pid);
 		if (c && c->peer.pidfd >= 0)
 			close(c->peer.pidfd);
+		if (c)
+			free(c->peer.groups);
 		free(c);
 		release_slot(b, slot);
 		close(fd);

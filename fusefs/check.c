@@ -118,6 +118,18 @@ static void check_keys(const struct kh_config *config,
 	kh_key_free(audit_key);
 }
 
+static void check_admin_group(const struct kh_config *config,
+			      struct check_report *report)
+{
+	struct kh_err err = { { 0 } };
+	gid_t gid;
+
+	if (config->admin_group[0] == '\0')
+		return;
+	if (kd_admin_group_resolve(config->admin_group, &gid, &err) < 0)
+		print_error(err.msg, report);
+}
+
 /*
  * keyholed creates audit_dir itself but not its parent, so a missing
  * parent would pass here and fail at start-up.
@@ -295,6 +307,7 @@ int kd_daemon_check_config(const char *config_path)
 		return 2;
 	}
 	check_keys(config, &report);
+	check_admin_group(config, &report);
 	check_audit_parent(config, &report);
 	policy = check_policy(config, &report);
 	check_backends(config, policy, &report);

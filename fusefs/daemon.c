@@ -468,6 +468,9 @@ int kd_daemon_load(struct kd_daemon *d, const char *config_path,
 	r = kh_config_load(config_path, &d->config, err);
 	if (r < 0)
 		return r;
+	r = kd_admin_group_refresh(d, err);
+	if (r < 0)
+		return r;
 	r = load_keys(d, err);
 	if (r < 0)
 		return r;
@@ -607,8 +610,13 @@ void kd_daemon_prune_locked(struct kd_daemon *d, int64_t now)
 int kd_daemon_reload(struct kd_daemon *d, struct kh_err *err)
 {
 	struct kh_policy *fresh = NULL, *old = NULL;
+	struct kh_err group_err = { { 0 } };
 	int r;
 
+	if (kd_admin_group_refresh(d, &group_err) < 0)
+		kd_log(LOG_ERR, "reload: %s; until a reload resolves it, only "
+		       "a permit's owner and root may revoke it",
+		       group_err.msg);
 	r = kh_policy_load(d->config->policy, &fresh, err);
 	if (r == 0)
 		r = check_policy_fits(d->config, fresh, err);

@@ -60,6 +60,8 @@ struct kd_daemon {
 	dev_t mount_dev;      /* st_dev of the FUSE mount, 0 before mount */
 	bool mounted;
 	bool ready;
+	bool admin_group_set; /* admin_gid is the resolved admin_group */
+	gid_t admin_gid;
 	int64_t last_prune;   /* unix time of the last kd_daemon_prune pass */
 	uint64_t last_seq;    /* seq of the last DPR record appended */
 	time_t started;
@@ -255,7 +257,24 @@ struct kd_peer {
 	gid_t gid;
 	pid_t pid;
 	int pidfd;  /* the peer process, held against pid reuse; -1 if none */
+	gid_t *groups;  /* supplementary groups from SO_PEERGROUPS, or NULL */
+	size_t group_count;
 };
+
+/* admin_group.c: the group whose members may revoke any permit. */
+int kd_admin_group_resolve(const char *name, gid_t *gid, struct kh_err *err);
+int kd_admin_group_refresh(struct kd_daemon *d, struct kh_err *err);
+int kd_peer_groups_read(int fd, gid_t **groups, size_t *count);
+bool kd_admin_group_member_locked(const struct kd_daemon *d,
+				  const struct kd_peer *peer);
+
+/*
+ * notify.c: the systemd notification protocol (sd_notify). Each call is
+ * a no-op when NOTIFY_SOCKET is unset.
+ */
+void kd_notify_ready(const struct kd_daemon *d);
+void kd_notify_reloading(void);
+void kd_notify_stopping(const char *reason);
 
 json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
 			const json_t *action);

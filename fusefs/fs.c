@@ -5,6 +5,10 @@
  * not listed but resolves whenever <name> is listed.
  * Reading a file needs a permit, which open() checks (fs_access.c).
  *
+ * keyholed mounts with mount(2) through libfuse and unmounts on stop.
+ * tests/integration/unit_sandbox.sh checks that it executes nothing,
+ * so no fusermount3 either.
+ *
  * Mounted with default_permissions and allow_other, so the kernel
  * applies the 0444/0555 modes and keyhole applies its own check in
  * open(). Every timeout is 0 and every open uses direct_io, so the
@@ -17,8 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -375,6 +381,28 @@ static int read_mount_dev(const char *path, dev_t *dev)
 	return 0;
 }
 
+/*
+ * Returns whether CAP_SYS_ADMIN is in the effective set. libfuse calls
+ * mount(2) itself, and on EPERM runs the setuid fusermount3 instead.
+ * keyholed must not depend on a setuid helper (the unit sets
+ * NoNewPrivileges=yes), so a missing capability fails here with the
+ * reason. NOTE: an EPERM from elsewhere, such as an LSM, would still
+ * reach libfuse's fallback.
+ */
+static bool can_mount(void)
+{
+	struct __user_cap_header_struct header = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+		.pid = 0,
+	};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	if (syscall(SYS_capget, &header, data) < 0)
+		return false;
+	return (data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &
+		CAP_TO_MASK(CAP_SYS_ADMIN)) != 0;
+}
+
 int kd_fs_mount(struct kd_daemon *d, struct kh_err *err)
 {
 	char *argv[] = { "keyholed", "-o", MOUNT_OPTIONS, NULL };
@@ -382,6 +410,13 @@ int kd_fs_mount(struct kd_daemon *d, struct kh_err *err)
 	const char *mountpoint = d->config->secrets_mount;
 	int r;
 
+	if (!can_mount()) {
+		kh_err_set(err, "cannot mount FUSE at %s: keyholed needs "
+			   "CAP_SYS_ADMIN to call mount(2) itself (run it as "
+			   "root, and keep CAP_SYS_ADMIN in the unit's "
+			   "CapabilityBoundingSet)", mountpoint);
+		return -EPERM;
+	}
 	r = prepare_mountpoint(mountpoint, err);
 	if (r < 0)
 		return r;

@@ -11,7 +11,8 @@
  *
  * Start-up order: core dumps off, config, keys, policy, DPR log (with a
  * "start" and a "policy_load" record), backends, permits_dir, socket,
- * mount, then "ready". Shut-down: stop accepting, unmount, "stop".
+ * mount, then "ready" (and READY=1 to systemd). Shut-down: STOPPING=1,
+ * stop accepting, unmount, "stop".
  */
 #include <errno.h>
 #include <getopt.h>
@@ -209,9 +210,12 @@ static void reload_policy(struct kd_daemon *d, pid_t sender)
 	if (!loop_done) {
 		kd_log(LOG_INFO, "SIGHUP from pid=%d: reloading %s",
 		       (int)sender, d->config->policy);
+		kd_notify_reloading();
 		if (kd_daemon_reload(d, &err) < 0)
 			kd_log(LOG_ERR, "policy reload failed, keeping the "
 			       "current policy: %s", err.msg);
+		/* A failed reload still serves the old policy: ready again. */
+		kd_notify_ready(d);
 	}
 	pthread_mutex_unlock(&stop_lock);
 }
@@ -303,11 +307,15 @@ static int start_serving(struct kd_daemon *d, struct kh_err *err)
 	       d->config->secrets_mount, kh_policy_hash(d->policy),
 	       (unsigned long long)d->last_seq);
 	pthread_mutex_unlock(&d->lock);
-	return kd_broker_start(d, err);
+	r = kd_broker_start(d, err);
+	if (r == 0)
+		kd_notify_ready(d);
+	return r;
 }
 
 static void shut_down(struct kd_daemon *d, const char *reason)
 {
+	kd_notify_stopping(reason);
 	kd_broker_stop(d);
 	kd_fs_unmount(d);
 	append_stop(d, reason);

@@ -1,6 +1,7 @@
 /*
  * keyholed logging: one line per event to stderr (the default, for
- * systemd's journal) or to syslog (LOG_DAEMON, ident "keyholed").
+ * systemd's journal) or to syslog (LOG_DAEMON, ident "keyholed"). When
+ * stderr is the journal, each line starts with its syslog priority.
  * Lines carry ids (jti, uid, pid, rule, seq), never a token or secret.
  *
  * Denials are rate-limited per (uid, topic), where the topic is the
@@ -12,9 +13,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon.h"
 
@@ -31,6 +35,7 @@ struct denial_slot {
 
 static enum kd_log_target log_target = KD_LOG_STDERR;
 static bool log_debug;
+static bool log_journal; /* stderr is a journald stream: prefix "<N>" */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct denial_slot denial_slots[DENIAL_SLOTS];
 
@@ -54,10 +59,33 @@ static const char *priority_name(int priority)
 	}
 }
 
+/*
+ * Returns whether stderr is the journal stream that systemd set up for
+ * this service. systemd exports the stream's device and inode as
+ * JOURNAL_STREAM ("<dev>:<ino>"). Comparing them with fstat(2) rules
+ * out a stderr that was redirected after the variable was inherited.
+ */
+static bool stderr_is_journal(void)
+{
+	const char *stream = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int end = 0;
+
+	if (!stream || sscanf(stream, "%llu:%llu%n", &dev, &ino, &end) != 2 ||
+	    stream[end] != '\0')
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
 void kd_log_open(enum kd_log_target target, bool debug)
 {
 	log_target = target;
 	log_debug = debug;
+	log_journal = target == KD_LOG_STDERR && stderr_is_journal();
 	if (target == KD_LOG_SYSLOG)
 		openlog("keyholed", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -85,6 +113,9 @@ static void log_line(int priority, const char *fmt, va_list ap)
 		syslog(priority, "%s", line);
 	} else {
 		pthread_mutex_lock(&log_lock);
+		/* journald reads a leading "<N>" as the line's priority. */
+		if (log_journal)
+			fprintf(stderr, "<%d>", priority);
 		fprintf(stderr, "keyholed: %s: %s\n", priority_name(priority),
 			line);
 		fflush(stderr);

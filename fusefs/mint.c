@@ -333,6 +333,22 @@ static int bind_session_locked(struct kd_daemon *d, struct mint_job *job,
 }
 
 /*
+ * Returns whether the peer is still alive. Signal 0 only checks, and
+ * ESRCH means it exited. Any other error, such as EPERM when keyholed
+ * runs without CAP_KILL, is logged, because it denies every request.
+ */
+static bool peer_alive(const struct kd_peer *peer)
+{
+	if (syscall(SYS_pidfd_send_signal, peer->pidfd, 0, NULL, 0) == 0)
+		return true;
+	if (errno != ESRCH)
+		kd_log(LOG_ERR, "cannot check that pid=%d is alive: %m; "
+		       "keyholed needs CAP_KILL to signal other uids",
+		       (int)peer->pid);
+	return false;
+}
+
+/*
  * Handles {"op":"request","action":{...}} for the peer the kernel named
  * through SO_PEERCRED.
  */
@@ -368,8 +384,7 @@ json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
 	 * exited since, the pid may name another process now, so what was
 	 * read may describe someone else: deny rather than guess.
 	 */
-	if (peer->pidfd < 0 ||
-	    syscall(SYS_pidfd_send_signal, peer->pidfd, 0, NULL, 0) < 0) {
+	if (peer->pidfd < 0 || !peer_alive(peer)) {
 		free(lineage);
 		kd_log_denial(peer->uid, "request", "request denied: uid=%u "
 			      "pid=%d: the caller exited before its request "
@@ -469,7 +484,29 @@ int kd_mint_revoke_locked(struct kd_daemon *d, const char *jti,
 	return 0;
 }
 
-/* Handles {"op":"revoke","jti":...}: only the owner or root may revoke. */
+/* The denial for a caller who is not the owner, root or an admin. */
+static json_t *revoke_denied(const struct kd_daemon *d,
+			     const struct kd_peer *peer)
+{
+	char reason[2 * sizeof(d->config->admin_group) + 160];
+
+	if (d->config->admin_group[0] == '\0')
+		return reply_denied("only the permit's owner or root may "
+				    "revoke it; set admin_group in the config "
+				    "to let a group of users revoke permits",
+				    "", 0);
+	(void)snprintf(reason, sizeof(reason), "only the permit's owner, "
+		       "root or a member of the admin_group \"%s\" may "
+		       "revoke it: add uid %u to that group (usermod -aG %s "
+		       "USER) and log in again", d->config->admin_group,
+		       (unsigned int)peer->uid, d->config->admin_group);
+	return reply_denied(reason, "", 0);
+}
+
+/*
+ * Handles {"op":"revoke","jti":...}: the permit's owner, root or a member
+ * of the admin group may revoke.
+ */
 json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 		       const char *jti, const char *reason)
 {
@@ -489,12 +526,14 @@ json_t *kd_mint_revoke(struct kd_daemon *d, const struct kd_peer *peer,
 				       "this jti");
 		goto out;
 	}
-	if (peer->uid != 0 && peer->uid != entry.uid) {
-		reply = reply_denied("only the permit's owner or root may "
-				     "revoke it", "", 0);
+	if (peer->uid != 0 && peer->uid != entry.uid &&
+	    !kd_admin_group_member_locked(d, peer)) {
+		reply = revoke_denied(d, peer);
 		kd_log_denial(peer->uid, "revoke", "revoke denied: jti=%s "
-			      "uid=%u owner=%u", jti, (unsigned int)peer->uid,
-			      (unsigned int)entry.uid);
+			      "uid=%u owner=%u admin_group=%s", jti,
+			      (unsigned int)peer->uid, (unsigned int)entry.uid,
+			      d->config->admin_group[0] ? d->config->admin_group
+							: "(none)");
 		goto out;
 	}
 	r = kd_mint_revoke_locked(d, jti, &entry, peer->uid,

@@ -19,11 +19,31 @@
 
 #include "daemon.h"
 
+/*
+ * Creates one directory with mode exactly, whatever the umask (the
+ * systemd unit sets UMask=0077), because agents must reach the socket
+ * and their permits. An existing directory is left as it is.
+ */
+static int make_dir(const char *path, mode_t mode, struct kh_err *err)
+{
+	int e;
+
+	if (mkdir(path, mode) == 0) {
+		if (chmod(path, mode) == 0)
+			return 0;
+	} else if (errno == EEXIST) {
+		return 0;
+	}
+	e = errno;
+	kh_err_set(err, "cannot create directory %s: %s", path, strerror(e));
+	return -e;
+}
+
 /* Creates path and any missing parents with mode; existing ones stay. */
 int kd_mkdir_parents(const char *path, mode_t mode, struct kh_err *err)
 {
 	char buf[PATH_MAX];
-	int n;
+	int n, r;
 
 	n = snprintf(buf, sizeof(buf), "%s", path);
 	if (n < 0 || (size_t)n >= sizeof(buf) || buf[0] != '/') {
@@ -37,13 +57,9 @@ int kd_mkdir_parents(const char *path, mode_t mode, struct kh_err *err)
 		if (*p != '/' && !last)
 			continue;
 		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST) {
-			int e = errno;
-
-			kh_err_set(err, "cannot create directory %s: %s", buf,
-				   strerror(e));
-			return -e;
-		}
+		r = make_dir(buf, mode, err);
+		if (r < 0)
+			return r;
 		if (last)
 			break;
 		*p = '/';

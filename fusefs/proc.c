@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <syslog.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -173,8 +174,13 @@ int kd_proc_still_same(const struct kd_proc *proc)
 {
 	unsigned long long start;
 
-	if (syscall(SYS_pidfd_send_signal, proc->pidfd, 0, NULL, 0) < 0)
+	if (syscall(SYS_pidfd_send_signal, proc->pidfd, 0, NULL, 0) < 0) {
+		if (errno != ESRCH)
+			kd_log(LOG_ERR, "cannot check that pid=%d is alive: "
+			       "%m; keyholed needs CAP_KILL to signal other "
+			       "uids", (int)proc->tgid);
 		return -ESRCH;
+	}
 	if (kd_proc_read_stat(proc->dirfd, NULL, &start) < 0 ||
 	    start != proc->start)
 		return -ESRCH;

@@ -64,6 +64,7 @@ static const struct field fields[] = {
 	FIELD(permits_dir, FIELD_PATH, KH_PERMITS_DEFAULT, NULL),
 	FIELD(secrets_mount, FIELD_PATH, KH_SECRETS_DEFAULT, NULL),
 	FIELD(backend_dir, FIELD_PATH, KH_BACKEND_DIR, NULL),
+	FIELD(admin_group, FIELD_STRING, "", NULL),
 };
 
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
@@ -71,7 +72,7 @@ static const struct field fields[] = {
 static const char known_keys[] =
 	"tenant, env, broker_id, permit_key, audit_key, policy, audit_dir, "
 	"socket, permits_dir, secrets_mount, backend_dir, on_policy_change, "
-	"backends, federation";
+	"backends, federation, admin_group";
 
 /*
  * Loader state. With report set, every error goes to report and loading

@@ -87,6 +87,7 @@ static void test_load_minimal(void)
 		CHECK_STR(config->permits_dir, KH_PERMITS_DEFAULT);
 		CHECK_STR(config->secrets_mount, KH_SECRETS_DEFAULT);
 		CHECK_INT(config->on_policy_change, KH_POLICY_CHANGE_REJECT);
+		CHECK_STR(config->admin_group, "");
 		CHECK(json_is_object(config->backends));
 		CHECK_INT(json_object_size(config->backends), 0);
 	}
@@ -106,7 +107,7 @@ static void test_load_every_key(void)
 		"full.json",
 		"{" REQUIRED ",\"socket\":\"/run/kh/s.sock\","
 		"\"permits_dir\":\"permits\",\"secrets_mount\":\"/mnt/secrets\","
-		"\"on_policy_change\":\"honor\","
+		"\"on_policy_change\":\"honor\",\"admin_group\":\"keyhole-admin\","
 		"\"backends\":{\"local\":{\"type\":\"file\",\"dir\":\"cs\"},"
 		"\"vault-1\":{\"type\":\"vault\",\"addr\":\"x\"}}}");
 	r = kh_config_load(path, &config, &err);
@@ -116,6 +117,7 @@ static void test_load_every_key(void)
 		CHECK_STR(config->permits_dir, in_work("permits"));
 		CHECK_STR(config->secrets_mount, "/mnt/secrets");
 		CHECK_INT(config->on_policy_change, KH_POLICY_CHANGE_HONOR);
+		CHECK_STR(config->admin_group, "keyhole-admin");
 		CHECK_INT(json_object_size(config->backends), 2);
 		CHECK_STR(json_string_value(json_object_get(
 				  json_object_get(config->backends, "local"),
@@ -185,6 +187,10 @@ static void test_load_rejects(void)
 		{ "{" REQUIRED ",\"socket\":5}", "$.socket: expected a string" },
 		{ "{" REQUIRED ",\"socket\":null}",
 		  "$.socket: expected a string" },
+		{ "{" REQUIRED ",\"admin_group\":7}",
+		  "$.admin_group: expected a string, not a number" },
+		{ "{" REQUIRED ",\"admin_group\":\"\"}",
+		  "$.admin_group: expected a non-empty string" },
 		{ "{" REQUIRED ",\"permits_dir\":\"\"}",
 		  "$.permits_dir: expected a non-empty string" },
 		{ "{" REQUIRED ",\"socket\":\"a\\u0000b\"}",

@@ -50,6 +50,11 @@ struct kh_config {
 	char permits_dir[PATH_MAX];
 	char secrets_mount[PATH_MAX];
 	char backend_dir[PATH_MAX];   /* backend modules, KH_BACKEND_DIR */
+	/*
+	 * Name of the group whose members may revoke any permit, "" when
+	 * unset. Only the name is checked here: keyholed resolves it.
+	 */
+	char admin_group[64];
 	enum kh_policy_change on_policy_change;
 	json_t *backends;
 	/* "federation": all "" when the section is absent. */
