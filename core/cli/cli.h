@@ -55,6 +55,7 @@ int kh_cmd_audit_verify(int argc, char **argv);
 int kh_cmd_audit_show(int argc, char **argv);
 int kh_cmd_audit_replay(int argc, char **argv);
 int kh_cmd_confine(int argc, char **argv);
+int kh_cmd_doctor(int argc, char **argv);
 
 /* Prints "keyhole: " and the formatted message to stderr. */
 void kh_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -160,6 +161,22 @@ void kh_cli_format_time(int64_t seconds, char buf[32]);
 int kh_cli_confine_load(const char *command, const char *config_path,
 			const char *profile_dir, const char *name, bool verbose,
 			struct kh_confine_profile **out);
+
+/* Size of the type buffer that kh_cli_backend_test fills. */
+#define KH_CLI_BACKEND_TYPE_MAX 64
+
+/*
+ * Loads the config at config_path (and its federation key), opens the
+ * backend name and runs its authentication round trip, which fetches no
+ * secret: what keyhole backend test and keyhole doctor report. Fills
+ * type once the backend is open ("" before) and *report with the steps
+ * checked (new reference, or NULL). Returns KH_EXIT_OK, KH_EXIT_USAGE
+ * when the config or the backend cannot be opened, or KH_EXIT_FAILED
+ * when the round trip failed. err then gives the reason.
+ */
+int kh_cli_backend_test(const char *config_path, const char *name,
+			char type[KH_CLI_BACKEND_TYPE_MAX], json_t **report,
+			struct kh_err *err);
 
 /* Returns the option when given, else $KEYHOLE_SOCKET, else the default. */
 const char *kh_client_socket_path(const char *option);

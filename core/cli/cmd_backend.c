@@ -92,19 +92,19 @@ static void session_close(struct backend_session *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* Loads the config and, when it has a "federation" section, its key. */
-static int session_open(const char *path, struct backend_session *s)
+/*
+ * Loads the config and, when it has a "federation" section, its key.
+ * Returns KH_EXIT_OK or KH_EXIT_USAGE with err saying why.
+ */
+static int session_open(const char *path, struct backend_session *s,
+			struct kh_err *err)
 {
-	struct kh_err err = { { 0 } };
-
 	memset(s, 0, sizeof(*s));
-	if (kh_config_load(path, &s->config, &err) < 0) {
-		kh_cli_error("%s", err.msg);
+	if (kh_config_load(path, &s->config, err) < 0)
 		return KH_EXIT_USAGE;
-	}
 	if (s->config->fed_key[0] &&
-	    kh_fed_key_load(s->config->fed_key, &s->fed_key, &err) < 0) {
-		kh_cli_error("federation.key: %s", err.msg);
+	    kh_fed_key_load(s->config->fed_key, &s->fed_key, err) < 0) {
+		kh_err_prefix(err, "federation.key");
 		session_close(s);
 		return KH_EXIT_USAGE;
 	}
@@ -118,23 +118,20 @@ static int session_open(const char *path, struct backend_session *s)
 	return KH_EXIT_OK;
 }
 
-/* Opens the backend name, printing why it cannot be opened. */
+/* Opens the backend name. Returns KH_EXIT_USAGE with err saying why not. */
 static int open_named(struct backend_session *s, const char *name,
-		      struct kh_backend **out)
+		      struct kh_backend **out, struct kh_err *err)
 {
 	const json_t *conf = json_object_get(s->config->backends, name);
-	struct kh_err err = { { 0 } };
 
 	if (!conf) {
-		kh_cli_error("%s configures no backend \"%s\"; see keyhole "
-			     "backend list", s->config->path, name);
+		kh_err_set(err, "%s configures no backend \"%s\"; see keyhole "
+			   "backend list", s->config->path, name);
 		return KH_EXIT_USAGE;
 	}
 	if (kh_backend_open(name, conf, s->config->dir, &s->env, out,
-			    &err) < 0) {
-		kh_cli_error("%s", err.msg);
+			    err) < 0)
 		return KH_EXIT_USAGE;
-	}
 	return KH_EXIT_OK;
 }
 
@@ -142,6 +139,7 @@ static int run_list(int argc, char **argv)
 {
 	struct backend_options opts;
 	struct backend_session s;
+	struct kh_err err = { { 0 } };
 	const char *name;
 	json_t *conf;
 	int r, status = KH_EXIT_OK;
@@ -149,13 +147,16 @@ static int run_list(int argc, char **argv)
 	r = parse_backend("backend list", argc, argv, false, &opts);
 	if (r != KH_EXIT_OK)
 		return r == KH_CLI_HELP_SHOWN ? KH_EXIT_OK : r;
-	r = session_open(opts.config, &s);
-	if (r != KH_EXIT_OK)
+	r = session_open(opts.config, &s, &err);
+	if (r != KH_EXIT_OK) {
+		kh_cli_error("%s", err.msg);
 		return r;
+	}
 	json_object_foreach(s.config->backends, name, conf) {
 		struct kh_backend *backend = NULL;
 
-		if (open_named(&s, name, &backend) != KH_EXIT_OK) {
+		if (open_named(&s, name, &backend, &err) != KH_EXIT_OK) {
+			kh_cli_error("%s", err.msg);
 			status = KH_EXIT_USAGE;
 			continue;
 		}
@@ -181,37 +182,56 @@ static void print_report(const json_t *report)
 	}
 }
 
+int kh_cli_backend_test(const char *config_path, const char *name,
+			char type[KH_CLI_BACKEND_TYPE_MAX], json_t **report,
+			struct kh_err *err)
+{
+	struct backend_session s;
+	struct kh_backend *backend = NULL;
+	int r;
+
+	type[0] = '\0';
+	*report = NULL;
+	r = session_open(config_path, &s, err);
+	if (r == KH_EXIT_OK)
+		r = open_named(&s, name, &backend, err);
+	if (r != KH_EXIT_OK)
+		goto out;
+
+	(void)snprintf(type, KH_CLI_BACKEND_TYPE_MAX, "%s",
+		       kh_backend_type(backend));
+	if (kh_backend_test(backend, report, err) < 0)
+		r = KH_EXIT_FAILED;
+out:
+	kh_backend_close(backend);
+	session_close(&s);
+	return r;
+}
+
 static int run_test(int argc, char **argv)
 {
 	struct backend_options opts;
-	struct backend_session s;
-	struct kh_backend *backend = NULL;
 	struct kh_err err = { { 0 } };
+	char type[KH_CLI_BACKEND_TYPE_MAX];
 	json_t *report = NULL;
 	int r;
 
 	r = parse_backend("backend test", argc, argv, true, &opts);
 	if (r != KH_EXIT_OK)
 		return r == KH_CLI_HELP_SHOWN ? KH_EXIT_OK : r;
-	r = session_open(opts.config, &s);
-	if (r == KH_EXIT_OK)
-		r = open_named(&s, opts.name, &backend);
-	if (r != KH_EXIT_OK)
-		goto out;
-
-	printf("backend %s (type %s):\n", opts.name, kh_backend_type(backend));
-	if (kh_backend_test(backend, &report, &err) < 0) {
-		print_report(report);
-		kh_cli_error("backend %s: test failed: %s", opts.name, err.msg);
-		r = KH_EXIT_FAILED;
-		goto out;
+	r = kh_cli_backend_test(opts.config, opts.name, type, &report, &err);
+	if (r == KH_EXIT_USAGE) {
+		kh_cli_error("%s", err.msg);
+		return r;
 	}
+
+	printf("backend %s (type %s):\n", opts.name, type);
 	print_report(report);
-	printf("backend %s: ok\n", opts.name);
-out:
+	if (r == KH_EXIT_FAILED)
+		kh_cli_error("backend %s: test failed: %s", opts.name, err.msg);
+	else
+		printf("backend %s: ok\n", opts.name);
 	json_decref(report);
-	kh_backend_close(backend);
-	session_close(&s);
 	return r;
 }
 
@@ -220,6 +240,7 @@ static int run_external_id(int argc, char **argv)
 	struct backend_options opts;
 	struct backend_session s;
 	struct kh_backend *backend = NULL;
+	struct kh_err err = { { 0 } };
 	json_t *facts = NULL;
 	const char *id;
 	int r;
@@ -227,11 +248,13 @@ static int run_external_id(int argc, char **argv)
 	r = parse_backend("backend external-id", argc, argv, true, &opts);
 	if (r != KH_EXIT_OK)
 		return r == KH_CLI_HELP_SHOWN ? KH_EXIT_OK : r;
-	r = session_open(opts.config, &s);
+	r = session_open(opts.config, &s, &err);
 	if (r == KH_EXIT_OK)
-		r = open_named(&s, opts.name, &backend);
-	if (r != KH_EXIT_OK)
+		r = open_named(&s, opts.name, &backend, &err);
+	if (r != KH_EXIT_OK) {
+		kh_cli_error("%s", err.msg);
 		goto out;
+	}
 
 	facts = kh_backend_describe(backend);
 	id = json_string_value(json_object_get(facts, "external_id"));

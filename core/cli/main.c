@@ -22,9 +22,11 @@ static const struct command commands[] = {
 	{ "audit", "verify, show or replay the audit log", kh_cmd_audit },
 	{ "oidc", "export the OIDC documents for the federation key",
 	  kh_cmd_oidc },
-	{ "backend", "list, test or describe the configured backends",
+	{ "backend", "list or test the backends, or print an ExternalId",
 	  kh_cmd_backend },
 	{ "confine", "show a confinement profile", kh_cmd_confine },
+	{ "doctor", "check the installation and the running broker",
+	  kh_cmd_doctor },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -53,7 +55,15 @@ static void print_help(void)
 	      "with 126 when the command cannot run and 127 when it is not found.\n"
 	      "\n"
 	      "Environment:\n"
-	      "  " KH_SOCKET_ENV "  broker socket (default " KH_SOCKET_DEFAULT ")\n",
+	      "  " KH_SOCKET_ENV "    broker socket (default "
+	      KH_SOCKET_DEFAULT ")\n"
+	      "  KEYHOLE_PERMITS   the session's permit directory (set by "
+	      "pam_keyhole)\n"
+	      "  KEYHOLE_SECRETS   the session's secrets mount (set by "
+	      "pam_keyhole); when\n"
+	      "                    both are set, confine show and exec "
+	      "--confine use them\n"
+	      "                    unless --config is given\n",
 	      stdout);
 }
 

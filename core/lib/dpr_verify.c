@@ -429,3 +429,173 @@ done:
 	close(dirfd);
 	return r;
 }
+
+/*
+ * Finds the last count complete lines of fd by reading backwards from
+ * the end: they run from *start to *end, just past the last newline.
+ * Reading backwards keeps the cost at the tail's size, not the log's.
+ */
+static int find_tail(int fd, uint64_t count, off_t *start, off_t *end)
+{
+	char buf[16384];
+	struct stat st;
+	uint64_t newlines = 0;
+	off_t pos;
+
+	*start = 0;
+	*end = 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+
+	pos = st.st_size;
+	while (pos > 0) {
+		size_t n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+		ssize_t got = pread(fd, buf, n, pos - (off_t)n);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		/* kh_dpr_open cut a torn line off while we read. */
+		if ((size_t)got != n)
+			return -EAGAIN;
+		pos -= (off_t)n;
+		for (size_t i = n; i-- > 0;) {
+			if (buf[i] != '\n')
+				continue;
+			if (++newlines == 1)
+				*end = pos + (off_t)i + 1;
+			if (newlines == count + 1) {
+				*start = pos + (off_t)i + 1;
+				return 0;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * Sets chain to what the first record of the tail links to, taken from
+ * the record itself: seq - 1 and its prev. For seq 1 the chain starts
+ * from 64 zeros, as kh_dpr_verify starts it.
+ */
+static int seed_chain(const struct dpr_reader *reader, size_t len,
+		      struct dpr_chain *chain, struct kh_err *err)
+{
+	const json_t *seq, *prev;
+	json_t *record = NULL;
+	bool not_json;
+	int r;
+
+	kh_dpr_chain_init(chain);
+	r = kh_dpr_parse_line(reader->buf, len, reader->line, &record,
+			      &not_json, err);
+	if (r < 0)
+		return r;
+
+	seq = json_object_get(record, "seq");
+	prev = json_object_get(record, "prev");
+	if (!json_is_integer(seq) || json_integer_value(seq) < 1 ||
+	    !kh_hash_is_valid(json_string_value(prev))) {
+		kh_err_set(err, "record at byte %lld has no valid seq or prev",
+			   (long long)reader->start);
+		r = -EBADMSG;
+		goto out;
+	}
+	if (json_integer_value(seq) > 1) {
+		chain->seq = (uint64_t)json_integer_value(seq) - 1;
+		memcpy(chain->hash, json_string_value(prev),
+		       KH_HASH_HEX_LEN + 1);
+	}
+out:
+	json_decref(record);
+	return r;
+}
+
+/* Checks the current line as the next record and records it in report. */
+static int check_tail_line(const struct dpr_reader *reader, size_t len,
+			   const struct kh_key *key, struct dpr_chain *chain,
+			   struct kh_dpr_tail_report *report,
+			   struct kh_err *err)
+{
+	json_t *record = NULL;
+	bool torn;
+	int r;
+
+	if (report->records == 0) {
+		r = seed_chain(reader, len, chain, err);
+		if (r < 0)
+			return r;
+		report->first_seq = chain->seq + 1;
+	}
+	r = kh_dpr_check_line(reader, len, key, chain, &record, &torn, err);
+	if (r < 0)
+		return r;
+
+	report->records++;
+	report->last_seq = chain->seq;
+	report->last_time = json_integer_value(json_object_get(record, "time"));
+	json_decref(record);
+	return 0;
+}
+
+int kh_dpr_verify_tail(const char *dir, const struct kh_key *key,
+		       uint64_t count, struct kh_dpr_tail_report *report,
+		       struct kh_err *err)
+{
+	struct dpr_reader reader = { 0 };
+	struct dpr_chain chain;
+	off_t start, end;
+	int dirfd = -1;
+	size_t len;
+	int r;
+
+	if (!report)
+		return -EINVAL;
+	memset(report, 0, sizeof(*report));
+	if (!dir || !key || count == 0)
+		return -EINVAL;
+	if (sodium_init() < 0)
+		return -EIO;
+
+	r = open_log_dir(dir, &dirfd, err);
+	if (r < 0)
+		return r;
+	r = kh_dpr_reader_open(&reader, dirfd, err);
+	if (r < 0)
+		goto out;
+	r = find_tail(fileno(reader.file), count, &start, &end);
+	if (r == 0 && fseeko(reader.file, start, SEEK_SET) < 0)
+		r = -errno;
+	if (r < 0) {
+		kh_err_set(err, "cannot read %s: %s", KH_DPR_FILE,
+			   strerror(-r));
+		goto out;
+	}
+
+	kh_dpr_chain_init(&chain);
+	reader.start = reader.end = start;
+	for (;;) {
+		r = kh_dpr_reader_next(&reader, &len, err);
+		/* Lines appended after find_tail are left for the next run. */
+		if (r <= 0 || reader.start >= end)
+			break;
+		r = check_tail_line(&reader, len, key, &chain, report, err);
+		if (r == -EBADMSG) {
+			report->bad_seq = report->first_seq ? chain.seq + 1 : 0;
+			report->bad_offset = (uint64_t)reader.start;
+			r = 1;
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+	}
+	r = r < 0 ? r : 0;
+out:
+	if (r < 0)
+		kh_err_prefix(err, "%s", dir);
+	kh_dpr_reader_close(&reader);
+	if (dirfd >= 0)
+		close(dirfd);
+	return r;
+}

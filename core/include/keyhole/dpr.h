@@ -121,6 +121,36 @@ int kh_dpr_verify(const char *dir, const struct kh_key *key,
 	__attribute__((warn_unused_result));
 
 /*
+ * Outcome of kh_dpr_verify_tail. The seq fields are 0 when no record
+ * got that far.
+ */
+struct kh_dpr_tail_report {
+	uint64_t records;   /* records that verified before the first bad one */
+	uint64_t first_seq; /* seq of the first record checked */
+	uint64_t last_seq;  /* seq of the last record that verified */
+	int64_t last_time;  /* its "time", unix seconds */
+	uint64_t bad_seq;   /* seq the bad line should carry, 0 if unknown */
+	uint64_t bad_offset; /* byte offset of the bad line in the file */
+};
+
+/*
+ * Verifies only the last count records of the log in dir against a
+ * pinned public key, so that a health check stays quick on a large log.
+ * It checks canonical form, v, hash, kid and sig of each record, and seq
+ * and prev between neighbours. The first record checked is trusted for its own
+ * seq and prev, unless it is seq 1, whose prev must be 64 zeros; run
+ * kh_dpr_verify for the whole chain. A final line without a newline is
+ * an append in progress and is not checked. Returns 0 when every
+ * checked record verifies (also for an empty log), 1 when one is bad
+ * (err gives the reason like kh_dpr_verify, but a "line N" in it counts
+ * from the first line of the tail), or -errno.
+ */
+int kh_dpr_verify_tail(const char *dir, const struct kh_key *key,
+		       uint64_t count, struct kh_dpr_tail_report *report,
+		       struct kh_err *err)
+	__attribute__((warn_unused_result));
+
+/*
  * Calls fn for every record in order (parsed and borrowed for the call)
  * without checking the chain; use kh_dpr_verify for that. A final line
  * without a newline is an append in progress and is skipped. Stops and
