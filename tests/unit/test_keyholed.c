@@ -44,8 +44,9 @@ static void remove_tree(const char *dir)
 {
 	char cmd[512];
 
-	if (snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir) < (int)sizeof(cmd))
-		(void)system(cmd);
+	if (snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir) < (int)sizeof(cmd) &&
+	    system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
 }
 
 static void test_reasons_per_uid(void)

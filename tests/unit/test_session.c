@@ -275,8 +275,7 @@ static void test_lineage_of_child(void)
 	child = fork();
 	if (child == 0) {
 		close(ready[1]);
-		(void)read(ready[0], &byte, 1);
-		_exit(0);
+		_exit(read(ready[0], &byte, 1) < 0 ? 1 : 0);
 	}
 	close(ready[0]);
 	CHECK_INT(kd_lineage_read(child, -1, &child_lineage), 0);
