@@ -391,6 +391,42 @@ static int check_policy_fits(const struct kh_config *config,
 	return -EINVAL;
 }
 
+/*
+ * Opens the DPR log with the retired audit keys at hand, so that a log
+ * begun under an older key still checks and, after "keyhole keygen
+ * --rotate", is handed over to the new key. The retired private keys
+ * are deleted once that is durable: nothing signs with them again.
+ */
+static int open_dpr(struct kd_daemon *d, struct kh_err *err)
+{
+	struct kh_key *retired[KH_DPR_RETIRED_MAX];
+	struct kh_err prune_err = { { 0 } };
+	size_t count = 0;
+	int r;
+
+	r = kh_key_retired_load(d->config->audit_key, retired,
+				KH_DPR_RETIRED_MAX, &count, err);
+	if (r < 0)
+		return r;
+	r = kh_dpr_open_keys(d->config->audit_dir, d->audit_key,
+			     (const struct kh_key *const *)retired, count,
+			     d->ledger, &d->dpr, err);
+	for (size_t i = 0; i < count; i++)
+		kh_key_free(retired[i]);
+	if (r < 0)
+		return r;
+
+	r = kh_key_retired_prune(d->config->audit_key, &prune_err);
+	if (r < 0)
+		kd_log(LOG_WARNING, "cannot delete a retired private audit "
+		       "key: %s; delete it by hand", prune_err.msg);
+	else if (r > 0)
+		kd_log(LOG_NOTICE, "audit log signed by audit key %s from "
+		       "now on; deleted %d retired private audit key(s)",
+		       d->audit_key->kid, r);
+	return 0;
+}
+
 static int open_audit(struct kd_daemon *d, struct kh_err *err)
 {
 	json_t *fields;
@@ -399,8 +435,7 @@ static int open_audit(struct kd_daemon *d, struct kh_err *err)
 	r = kh_ledger_new(&d->ledger);
 	if (r < 0)
 		return r;
-	r = kh_dpr_open(d->config->audit_dir, d->audit_key, d->ledger,
-			&d->dpr, err);
+	r = open_dpr(d, err);
 	if (r < 0)
 		return r;
 	r = kd_issued_new(&d->issued);

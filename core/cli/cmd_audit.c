@@ -36,8 +36,11 @@ static const char verify_help[] =
 	"Checks the whole log in DIR against the pinned audit public key:\n"
 	"each line is canonical JSON, seq increases by one, each prev is the\n"
 	"hash of the record before, each hash recomputes, and each signature\n"
-	"verifies. Prints \"ok: N records verified\", or \"FAILED at seq N:\n"
-	"REASON\" for the first bad record and exits 1.\n"
+	"verifies. PUB.jwk is the key that signed seq 1; after a key_rotate\n"
+	"record, which that key signs, the key it names signs the rest.\n"
+	"Prints \"ok: N records verified\" (with the number of key\n"
+	"rotations, if any), or \"FAILED at seq N: REASON\" for the first\n"
+	"bad record and exits 1.\n"
 	"\n"
 	"Options:\n"
 	"  --dir DIR       audit directory (holds " KH_DPR_FILE ")\n"
@@ -59,7 +62,7 @@ static const char show_help[] =
 	"  --jti JTI       only records about this permit\n"
 	"  --type TYPE     only records of this type (decision, access,\n"
 	"                  revoke, policy_load, start, stop, repair,\n"
-	"                  session_open, session_close)\n"
+	"                  session_open, session_close, key_rotate)\n"
 	"  --json          print the records as their canonical JSON lines\n"
 	"  -h, --help      show this help\n";
 
@@ -173,8 +176,14 @@ int kh_cmd_audit_verify(int argc, char **argv)
 	}
 	rc = kh_dpr_verify(opts.dir, key, &report, &err);
 	if (rc == 0) {
-		printf("ok: %llu records verified\n",
-		       (unsigned long long)report.records);
+		if (report.rotations > 0)
+			printf("ok: %llu records verified, %llu key "
+			       "rotation(s)\n",
+			       (unsigned long long)report.records,
+			       (unsigned long long)report.rotations);
+		else
+			printf("ok: %llu records verified\n",
+			       (unsigned long long)report.records);
 		rc = KH_EXIT_OK;
 	} else if (rc == 1) {
 		print_verify_failure(&report, err.msg);
@@ -191,7 +200,7 @@ int kh_cmd_audit_verify(int argc, char **argv)
 /* The record types of keyhole/dpr.h, as --type accepts them. */
 static const char *const record_types[] = {
 	"decision", "access", "revoke", "policy_load", "start", "stop",
-	"repair", "session_open", "session_close",
+	"repair", "session_open", "session_close", "key_rotate",
 };
 
 #define RECORD_TYPE_COUNT (sizeof(record_types) / sizeof(record_types[0]))

@@ -14,7 +14,7 @@
 #include "keyhole/key.h"
 
 static const char keygen_help[] =
-	"Usage: keyhole keygen --dir DIR\n"
+	"Usage: keyhole keygen --dir DIR [--rotate]\n"
 	"       keyhole keygen --federation [OPTIONS]\n"
 	"\n"
 	"Creates the permit and audit signing keys in DIR:\n"
@@ -26,8 +26,18 @@ static const char keygen_help[] =
 	"applies to all three modes. Existing keys are never overwritten.\n"
 	"Prints the key id (kid, an RFC 7638 thumbprint) of each key.\n"
 	"\n"
+	"\n"
+	"With --rotate, the existing keys in DIR are replaced. Their public\n"
+	"halves move to DIR/retired/NAME-KID.pub.jwk. The old private audit\n"
+	"key moves to DIR/retired/audit-KID.jwk until keyholed restarts: it\n"
+	"then appends a key_rotate record signed by the old key that names\n"
+	"the new one, and deletes the old private key. The old private\n"
+	"permit key is deleted at once, so permits it signed stop working\n"
+	"when keyholed restarts.\n"
+	"\n"
 	"Options:\n"
 	"  --dir DIR   directory for the four key files\n"
+	"  --rotate    retire the keys in DIR and create new ones\n"
 	"  -h, --help  show this help\n"
 	"\n"
 	"'keyhole keygen --federation --help' describes the broker's OIDC\n"
@@ -142,19 +152,64 @@ out:
 	return rc < 0 ? KH_EXIT_SYSTEM : KH_EXIT_OK;
 }
 
-static int set_keygen_option(int opt, void *data)
+/*
+ * Retires both keys of DIR. Both must exist and load, so that a
+ * rotation never leaves one key old and the other new.
+ */
+static int retire_keys(const char *dir,
+		       const struct key_paths paths[KEY_COUNT])
 {
-	const char **dir = data;
+	struct kh_err err = { { 0 } };
+	struct kh_key *key = NULL;
+	int r;
 
-	if (opt == 'd')
-		*dir = optarg;
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		r = kh_key_load(paths[i].private_path, &key, &err);
+		kh_key_free(key);
+		key = NULL;
+		if (r < 0) {
+			kh_cli_error("keygen --rotate: %s: run keyhole keygen "
+				     "--dir %s without --rotate to create "
+				     "the keys", err.msg, dir);
+			return r == -ENOENT ? KH_EXIT_USAGE : KH_EXIT_SYSTEM;
+		}
+	}
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		bool audit = strcmp(key_names[i], "audit") == 0;
+
+		r = kh_key_retire(dir, key_names[i], audit, &err);
+		if (r < 0) {
+			kh_cli_error("keygen --rotate: %s key: %s",
+				     key_names[i], err.msg);
+			return KH_EXIT_SYSTEM;
+		}
+	}
+	printf("retired the old keys into %s/retired; restart keyholed to "
+	       "hand the audit log over to the new audit key\n", dir);
 	return KH_EXIT_OK;
 }
 
-static int parse_keygen(int argc, char **argv, const char **dir)
+struct keygen_options {
+	const char *dir;
+	bool rotate;
+};
+
+static int set_keygen_option(int opt, void *data)
+{
+	struct keygen_options *opts = data;
+
+	if (opt == 'd')
+		opts->dir = optarg;
+	else if (opt == 'r')
+		opts->rotate = true;
+	return KH_EXIT_OK;
+}
+
+static int parse_keygen(int argc, char **argv, struct keygen_options *opts)
 {
 	static const struct option options[] = {
 		{ "dir", required_argument, NULL, 'd' },
+		{ "rotate", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -168,11 +223,11 @@ static int parse_keygen(int argc, char **argv, const char **dir)
 	};
 	int rc;
 
-	*dir = NULL;
-	rc = kh_cli_parse_options(&parser, argc, argv, dir);
+	*opts = (struct keygen_options){ 0 };
+	rc = kh_cli_parse_options(&parser, argc, argv, opts);
 	if (rc != KH_EXIT_OK)
 		return rc;
-	if (!*dir || !**dir)
+	if (!opts->dir || !*opts->dir)
 		return kh_cli_usage_error("keygen", "missing --dir");
 	return KH_EXIT_OK;
 }
@@ -180,6 +235,7 @@ static int parse_keygen(int argc, char **argv, const char **dir)
 int kh_cmd_keygen(int argc, char **argv)
 {
 	struct key_paths paths[KEY_COUNT];
+	struct keygen_options opts;
 	const char *dir;
 	int rc;
 
@@ -187,12 +243,15 @@ int kh_cmd_keygen(int argc, char **argv)
 		if (strcmp(argv[i], "--federation") == 0)
 			return kh_cmd_keygen_federation(argc, argv);
 	}
-	rc = parse_keygen(argc, argv, &dir);
+	rc = parse_keygen(argc, argv, &opts);
 	if (rc != KH_EXIT_OK)
 		return rc == KH_CLI_HELP_SHOWN ? KH_EXIT_OK : rc;
+	dir = opts.dir;
 	rc = build_paths(dir, paths);
 	if (rc == KH_EXIT_OK)
 		rc = prepare_dir(dir);
+	if (rc == KH_EXIT_OK && opts.rotate)
+		rc = retire_keys(dir, paths);
 	if (rc == KH_EXIT_OK)
 		rc = check_absent(paths);
 	for (size_t i = 0; rc == KH_EXIT_OK && i < KEY_COUNT; i++)

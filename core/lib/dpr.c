@@ -161,8 +161,9 @@ static int open_log_file(struct kh_dpr *dpr, struct kh_err *err)
  * Stops at a torn final line and reports its line number in *torn_line,
  * or 0 when there is none. dpr->size ends just after the last good line.
  */
-static int load_log(struct kh_dpr *dpr, struct kh_ledger *ledger,
-		    uint64_t *torn_line, struct kh_err *err)
+static int load_log(struct kh_dpr *dpr, const struct dpr_keys *keys,
+		    struct kh_ledger *ledger, uint64_t *torn_line,
+		    struct kh_err *err)
 {
 	struct dpr_reader reader = { 0 };
 	json_t *record = NULL;
@@ -178,7 +179,7 @@ static int load_log(struct kh_dpr *dpr, struct kh_ledger *ledger,
 		r = kh_dpr_reader_next(&reader, &len, err);
 		if (r <= 0)
 			break;
-		r = kh_dpr_check_line(&reader, len, dpr->key, &dpr->chain,
+		r = kh_dpr_check_line(&reader, len, keys, &dpr->chain,
 				      &record, &torn, err);
 		if (r < 0 && torn) {
 			*torn_line = reader.line;
@@ -591,20 +592,107 @@ static int repair_tail(struct kh_dpr *dpr, uint64_t line,
 	return r;
 }
 
-int kh_dpr_open(const char *dir, const struct kh_key *key,
-		struct kh_ledger *ledger, struct kh_dpr **out,
-		struct kh_err *err)
+/*
+ * Finds the private key that must sign the next record: the chain's
+ * key, among key and retired. Fails when the log was signed by a key
+ * whose private half is not at hand, because a record signed by any
+ * other key would break the chain for every verifier.
+ */
+static int find_signer(const struct kh_dpr *dpr, const struct kh_key *key,
+		       const struct dpr_keys *retired,
+		       const struct kh_key **signer, struct kh_err *err)
 {
-	struct kh_dpr *dpr = NULL;
+	const struct kh_key *last = kh_dpr_chain_key(&dpr->chain);
+
+	*signer = key;
+	if (!last || strcmp(last->kid, key->kid) == 0)
+		return 0;
+	for (size_t i = 0; i < retired->count; i++) {
+		if (strcmp(last->kid, retired->keys[i]->kid) == 0 &&
+		    retired->keys[i]->secret) {
+			*signer = retired->keys[i];
+			return 0;
+		}
+	}
+	kh_err_set(err, "the log is signed by audit key %s, but the audit "
+			"key is %s and the private key %s is not among the "
+			"retired keys; restore the old key, or rotate with "
+			"keyhole keygen --rotate, which keeps it",
+		   last->kid, key->kid, last->kid);
+	return -EKEYREJECTED;
+}
+
+/*
+ * Hands the chain over to key with a "key_rotate" record that the old
+ * key signs, so that a verifier holding only the first key can follow
+ * the chain to the new one.
+ */
+static int hand_over(struct kh_dpr *dpr, const struct kh_key *key,
+		     struct kh_err *err)
+{
+	json_t *jwk = NULL, *fields;
+	int r;
+
+	r = kh_key_public_jwk(key, &jwk);
+	if (r < 0)
+		return r;
+	fields = json_pack("{s:o}", "key", jwk);
+	if (!fields)
+		return -ENOMEM;
+	r = kh_dpr_append(dpr, "key_rotate", fields, NULL, NULL, err);
+	json_decref(fields);
+	return r;
+}
+
+/* Loads the log, cuts a torn tail and hands over to key if needed. */
+static int open_chain(struct kh_dpr *dpr, const struct kh_key *key,
+		      const struct dpr_keys *retired,
+		      struct kh_ledger *ledger, struct kh_err *err)
+{
+	const struct kh_key *all[1 + KH_DPR_RETIRED_MAX];
+	const struct dpr_keys keys = { all, 1 + retired->count };
+	const struct kh_key *signer = NULL;
 	uint64_t torn_line = 0;
+	int r;
+
+	all[0] = key;
+	for (size_t i = 0; i < retired->count; i++)
+		all[1 + i] = retired->keys[i];
+	r = load_log(dpr, &keys, ledger, &torn_line, err);
+	if (r == 0)
+		r = find_signer(dpr, key, retired, &signer, err);
+	if (r < 0)
+		return r;
+
+	dpr->key = signer;
+	if (torn_line > 0)
+		r = repair_tail(dpr, torn_line, err);
+	if (r == 0 && signer != key)
+		r = hand_over(dpr, key, err);
+	dpr->key = key;
+
+	/* Appends need only seq and hash from here on. */
+	kh_dpr_chain_free_keys(&dpr->chain);
+	return r;
+}
+
+int kh_dpr_open_keys(const char *dir, const struct kh_key *key,
+		     const struct kh_key *const *retired, size_t n_retired,
+		     struct kh_ledger *ledger, struct kh_dpr **out,
+		     struct kh_err *err)
+{
+	const struct dpr_keys old = { retired, n_retired };
+	struct kh_dpr *dpr = NULL;
 	int r;
 
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if (!dir || !key || !key->secret) {
-		kh_err_set(err, "opening the audit log needs a directory and "
-				"a private audit key");
+	if (!dir || !key || !key->secret || (n_retired && !retired) ||
+	    n_retired > KH_DPR_RETIRED_MAX) {
+		kh_err_set(err, "opening the audit log needs a directory, "
+				"a private audit key and at most %d retired "
+				"keys", KH_DPR_RETIRED_MAX);
 		return -EINVAL;
 	}
 	if (sodium_init() < 0)
@@ -627,9 +715,7 @@ int kh_dpr_open(const char *dir, const struct kh_key *key,
 	if (r == 0)
 		r = open_log_file(dpr, err);
 	if (r == 0)
-		r = load_log(dpr, ledger, &torn_line, err);
-	if (r == 0 && torn_line > 0)
-		r = repair_tail(dpr, torn_line, err);
+		r = open_chain(dpr, key, &old, ledger, err);
 	if (r < 0) {
 		kh_err_prefix(err, "%s/%s", dir, KH_DPR_FILE);
 		kh_dpr_close(dpr);
@@ -637,6 +723,13 @@ int kh_dpr_open(const char *dir, const struct kh_key *key,
 	}
 	*out = dpr;
 	return 0;
+}
+
+int kh_dpr_open(const char *dir, const struct kh_key *key,
+		struct kh_ledger *ledger, struct kh_dpr **out,
+		struct kh_err *err)
+{
+	return kh_dpr_open_keys(dir, key, NULL, 0, ledger, out, err);
 }
 
 void kh_dpr_close(struct kh_dpr *dpr)
@@ -647,6 +740,7 @@ void kh_dpr_close(struct kh_dpr *dpr)
 		close(dpr->fd);
 	if (dpr->dirfd >= 0)
 		close(dpr->dirfd);
+	kh_dpr_chain_free_keys(&dpr->chain);
 	pthread_mutex_destroy(&dpr->lock);
 	free(dpr);
 }

@@ -13,13 +13,35 @@
 
 #include "keyhole/dpr.h"
 
-/* The end of a checked chain: what the next record must link to. */
+/*
+ * The end of a checked chain: what the next record must link to, and
+ * the audit key that must have signed it. That key is the one that
+ * signed seq 1, until a "key_rotate" record hands over to a new one.
+ */
 struct dpr_chain {
 	uint64_t seq;                   /* 0 before the first record */
 	char hash[KH_HASH_HEX_LEN + 1]; /* 64 '0' before the first record */
+	const struct kh_key *base;      /* borrowed: signed seq 1 */
+	struct kh_key *handed;          /* owned: from the last key_rotate */
+	uint64_t rotations;             /* key_rotate records checked */
 };
 
 void kh_dpr_chain_init(struct dpr_chain *chain);
+
+/* Frees the handed-over key and resets chain to its initial state. */
+void kh_dpr_chain_free(struct dpr_chain *chain);
+
+/* Frees the handed-over key and forgets the keys, keeping seq and hash. */
+void kh_dpr_chain_free_keys(struct dpr_chain *chain);
+
+/* The key the next record must be signed with; NULL before seq 1. */
+const struct kh_key *kh_dpr_chain_key(const struct dpr_chain *chain);
+
+/* A set of audit keys, any of which may have signed seq 1. */
+struct dpr_keys {
+	const struct kh_key *const *keys;
+	size_t count;
+};
 
 /* Reads dpr.jsonl one line at a time. */
 struct dpr_reader {
@@ -56,8 +78,10 @@ int kh_dpr_parse_line(const char *line, size_t len, uint64_t line_no,
 		      json_t **record, bool *not_json, struct kh_err *err);
 
 /*
- * Checks the current line of reader as the record that follows chain,
- * against key: canonical form, v, seq, prev, hash, kid and sig. On
+ * Checks the current line of reader as the record that follows chain:
+ * canonical form, v, seq, prev, hash, kid and sig. Seq 1 must be signed
+ * by one of keys, and every later record by the chain's key, which a
+ * valid "key_rotate" record replaces with the key it carries. On
  * success advances chain and, when record is non-NULL, stores the
  * parsed record there (new reference). Returns -EBADMSG with err
  * "seq N: ..." or "line N: ..." for a bad record. *torn is then true
@@ -65,7 +89,7 @@ int kh_dpr_parse_line(const char *line, size_t len, uint64_t line_no,
  * which is what a crash during an append leaves behind.
  */
 int kh_dpr_check_line(const struct dpr_reader *reader, size_t len,
-		      const struct kh_key *key, struct dpr_chain *chain,
+		      const struct dpr_keys *keys, struct dpr_chain *chain,
 		      json_t **record, bool *torn, struct kh_err *err);
 
 /*

@@ -20,6 +20,27 @@ void kh_dpr_chain_init(struct dpr_chain *chain)
 	chain->seq = 0;
 	memset(chain->hash, '0', KH_HASH_HEX_LEN);
 	chain->hash[KH_HASH_HEX_LEN] = '\0';
+	chain->base = NULL;
+	chain->handed = NULL;
+	chain->rotations = 0;
+}
+
+void kh_dpr_chain_free(struct dpr_chain *chain)
+{
+	kh_key_free(chain->handed);
+	kh_dpr_chain_init(chain);
+}
+
+void kh_dpr_chain_free_keys(struct dpr_chain *chain)
+{
+	kh_key_free(chain->handed);
+	chain->handed = NULL;
+	chain->base = NULL;
+}
+
+const struct kh_key *kh_dpr_chain_key(const struct dpr_chain *chain)
+{
+	return chain->handed ? chain->handed : chain->base;
 }
 
 int kh_dpr_reader_open(struct dpr_reader *reader, int dirfd,
@@ -235,23 +256,53 @@ out:
 	return r;
 }
 
-/* Checks kid and the Ed25519 signature over the 64 hex digits of hash. */
+/*
+ * Picks the key that must have signed the record after chain: for seq
+ * 1 the one of keys with the record's kid, else the chain's key.
+ */
+static int pick_key(const json_t *record, const struct dpr_keys *keys,
+		    const struct dpr_chain *chain, const struct kh_key **key,
+		    struct kh_err *err)
+{
+	const char *kid = json_string_value(json_object_get(record, "kid"));
+	uint64_t seq = chain->seq + 1;
+
+	*key = kh_dpr_chain_key(chain);
+	if (*key) {
+		if (strcmp(kid, (*key)->kid) == 0)
+			return 0;
+		kh_err_set(err, "seq %" PRIu64 ": signed with kid %s, but the "
+				"chain's audit key has kid %s",
+			   seq, kid, (*key)->kid);
+		return -EBADMSG;
+	}
+	for (size_t i = 0; i < keys->count; i++) {
+		if (strcmp(kid, keys->keys[i]->kid) == 0) {
+			*key = keys->keys[i];
+			return 0;
+		}
+	}
+	if (keys->count == 1)
+		kh_err_set(err, "seq %" PRIu64 ": signed with kid %s, but the "
+				"audit key has kid %s",
+			   seq, kid, keys->keys[0]->kid);
+	else
+		kh_err_set(err, "seq %" PRIu64 ": signed with kid %s, which "
+				"none of the %zu audit keys has",
+			   seq, kid, keys->count);
+	return -EBADMSG;
+}
+
+/* Checks the Ed25519 signature over the 64 hex digits of hash. */
 static int check_signature(const json_t *record, const struct kh_key *key,
 			   uint64_t seq, struct kh_err *err)
 {
 	const char *hash = json_string_value(json_object_get(record, "hash"));
-	const char *kid = json_string_value(json_object_get(record, "kid"));
 	const char *text = json_string_value(json_object_get(record, "sig"));
 	unsigned char sig[crypto_sign_BYTES];
 	size_t sig_len = 0;
 	const char *end = NULL;
 
-	if (strcmp(kid, key->kid) != 0) {
-		kh_err_set(err, "seq %" PRIu64 ": signed with kid %s, but the "
-				"audit key has kid %s",
-			   seq, kid, key->kid);
-		return -EBADMSG;
-	}
 	if (sodium_base642bin(sig, sizeof(sig), text, strlen(text), NULL,
 			      &sig_len, &end,
 			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
@@ -268,10 +319,40 @@ static int check_signature(const json_t *record, const struct kh_key *key,
 	return 0;
 }
 
+/*
+ * Takes the key that a valid "key_rotate" record carries as the key of
+ * the records after it. The record itself is signed by the old key, so
+ * the chain of keys leads back to the key that signed seq 1.
+ */
+static int follow_rotation(const json_t *record, struct dpr_chain *chain,
+			   uint64_t seq, struct kh_err *err)
+{
+	struct kh_key *next = NULL;
+	int r;
+
+	if (!json_is_string(json_object_get(record, "type")) ||
+	    strcmp(json_string_value(json_object_get(record, "type")),
+		   "key_rotate") != 0)
+		return 0;
+	r = kh_key_from_public_jwk(json_object_get(record, "key"), &next,
+				   err);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		kh_err_prefix(err, "seq %" PRIu64 ": key_rotate", seq);
+		return -EBADMSG;
+	}
+	kh_key_free(chain->handed);
+	chain->handed = next;
+	chain->rotations++;
+	return 0;
+}
+
 int kh_dpr_check_line(const struct dpr_reader *reader, size_t len,
-		      const struct kh_key *key, struct dpr_chain *chain,
+		      const struct dpr_keys *keys, struct dpr_chain *chain,
 		      json_t **record, bool *torn, struct kh_err *err)
 {
+	const struct kh_key *key = NULL;
 	const char *hash;
 	json_t *value = NULL;
 	bool not_json = false;
@@ -301,10 +382,16 @@ int kh_dpr_check_line(const struct dpr_reader *reader, size_t len,
 	if (r == 0)
 		r = check_hash(value, chain, seq, err);
 	if (r == 0)
+		r = pick_key(value, keys, chain, &key, err);
+	if (r == 0)
 		r = check_signature(value, key, seq, err);
+	if (r == 0)
+		r = follow_rotation(value, chain, seq, err);
 	if (r < 0)
 		goto out;
 
+	if (seq == 1)
+		chain->base = key;
 	hash = json_string_value(json_object_get(value, "hash"));
 	chain->seq = seq;
 	memcpy(chain->hash, hash, KH_HASH_HEX_LEN + 1);
@@ -336,6 +423,8 @@ int kh_dpr_verify(const char *dir, const struct kh_key *key,
 		  struct kh_dpr_report *report, struct kh_err *err)
 {
 	struct dpr_reader reader = { 0 };
+	const struct kh_key *pinned[1] = { key };
+	const struct dpr_keys keys = { pinned, 1 };
 	struct dpr_chain chain;
 	int dirfd = -1;
 	size_t len;
@@ -345,6 +434,7 @@ int kh_dpr_verify(const char *dir, const struct kh_key *key,
 	if (!report)
 		return -EINVAL;
 	memset(report, 0, sizeof(*report));
+	kh_dpr_chain_init(&chain);
 	if (!dir || !key)
 		return -EINVAL;
 	if (sodium_init() < 0)
@@ -357,13 +447,12 @@ int kh_dpr_verify(const char *dir, const struct kh_key *key,
 	if (r < 0)
 		goto out;
 
-	kh_dpr_chain_init(&chain);
 	for (;;) {
 		r = kh_dpr_reader_next(&reader, &len, err);
 		if (r <= 0)
 			break;
-		r = kh_dpr_check_line(&reader, len, key, &chain, NULL, &torn,
-				      err);
+		r = kh_dpr_check_line(&reader, len, &keys, &chain, NULL,
+				      &torn, err);
 		if (r == -EBADMSG) {
 			report->bad_seq = chain.seq + 1;
 			report->bad_line = reader.line;
@@ -373,10 +462,12 @@ int kh_dpr_verify(const char *dir, const struct kh_key *key,
 		if (r < 0)
 			goto out;
 		report->records++;
+		report->rotations = chain.rotations;
 	}
 out:
 	if (r < 0)
 		kh_err_prefix(err, "%s", dir);
+	kh_dpr_chain_free(&chain);
 	kh_dpr_reader_close(&reader);
 	close(dirfd);
 	return r;

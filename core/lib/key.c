@@ -350,6 +350,39 @@ int kh_key_public_jwk(const struct kh_key *key, struct json_t **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+int kh_key_from_public_jwk(const struct json_t *jwk, struct kh_key **out,
+			   struct kh_err *err)
+{
+	struct kh_key *key = NULL;
+	json_t *copy;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!json_is_object(jwk)) {
+		kh_err_set(err, "public key: expected a JWK object");
+		return -EINVAL;
+	}
+	if (json_object_get(jwk, "d")) {
+		kh_err_set(err, "public key: JWK carries a private key (\"d\")");
+		return -EINVAL;
+	}
+	copy = json_deep_copy(jwk);
+	if (!copy || key_alloc(false, &key) < 0) {
+		json_decref(copy);
+		return -ENOMEM;
+	}
+	rc = parse_jwk(copy, key, err);
+	json_decref(copy);
+	if (rc < 0) {
+		kh_key_free(key);
+		return rc;
+	}
+	*out = key;
+	return 0;
+}
+
 /*
  * Formats the private JWK into text (sodium_malloc, PRIVATE_JWK_MAX)
  * with its members in JCS order. It is written with snprintf rather

@@ -32,6 +32,9 @@
  *   start        broker_id, version, pid
  *   stop         reason
  *   repair       cut_bytes, reason (written by kh_dpr_open itself)
+ *   key_rotate   key (the new audit public key as a JWK), signed by the
+ *                old key; later records are signed by the new one
+ *                (written by kh_dpr_open itself)
  */
 #ifndef KEYHOLE_DPR_H
 #define KEYHOLE_DPR_H
@@ -72,6 +75,24 @@ int kh_dpr_open(const char *dir, const struct kh_key *key,
 		struct kh_err *err)
 	__attribute__((warn_unused_result));
 
+/* Most retired audit keys that kh_dpr_open_keys takes. */
+#define KH_DPR_RETIRED_MAX 16
+
+/*
+ * kh_dpr_open for a log that older audit keys may have signed. retired
+ * are keys that "keyhole keygen --rotate" replaced (borrowed, needed
+ * only during the call). Seq 1 may be signed by key or any of them and
+ * later records follow the log's "key_rotate" records. When the log's
+ * last key is a retired one, its private half signs a "key_rotate"
+ * record that hands the chain over to key, and key signs everything
+ * after it. -EKEYREJECTED when that private half is not among retired.
+ */
+int kh_dpr_open_keys(const char *dir, const struct kh_key *key,
+		     const struct kh_key *const *retired, size_t n_retired,
+		     struct kh_ledger *ledger, struct kh_dpr **out,
+		     struct kh_err *err)
+	__attribute__((warn_unused_result));
+
 /*
  * Appends one record of type (1 to 32 characters from a-z and _) with
  * fields, a borrowed object that must not contain v, seq, time, type,
@@ -103,7 +124,9 @@ void kh_dpr_close(struct kh_dpr *dpr);
 /*
  * Offline verification against a pinned public key: every line ends in
  * a newline and is canonical JSON, seq increases by one, prev links,
- * hash recomputes, kid matches and sig verifies. Returns 0 when the
+ * hash recomputes, kid matches and sig verifies. key is the key that
+ * signed seq 1; each "key_rotate" record, signed by the key before it,
+ * names the key of the records that follow. Returns 0 when the
  * whole log verifies, 1 when a record is bad, or -errno (a missing or
  * unreadable log). For a bad record err gives the reason ("seq 7: hash
  * mismatch", "line 9: not canonical JSON", "seq 8: expected seq 8 but
@@ -112,6 +135,7 @@ void kh_dpr_close(struct kh_dpr *dpr);
  */
 struct kh_dpr_report {
 	uint64_t records;  /* records that verified before the first bad one */
+	uint64_t rotations; /* key_rotate records among them */
 	uint64_t bad_seq;  /* seq the bad line should carry: previous + 1 */
 	uint64_t bad_line; /* its line number, counted from 1 */
 };

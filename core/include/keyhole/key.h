@@ -2,6 +2,7 @@
 #ifndef KEYHOLE_KEY_H
 #define KEYHOLE_KEY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "keyhole/error.h"
@@ -51,6 +52,15 @@ int kh_key_save(const struct kh_key *key, const char *private_path,
 struct json_t;
 int kh_key_public_jwk(const struct kh_key *key, struct json_t **out);
 
+/*
+ * Builds a public-only key from an Ed25519 JWK object (the members that
+ * kh_key_public_jwk writes). A JWK with a private "d" is rejected, as
+ * are unknown members and a "kid" that is not the thumbprint.
+ */
+int kh_key_from_public_jwk(const struct json_t *jwk, struct kh_key **out,
+			   struct kh_err *err)
+	__attribute__((warn_unused_result));
+
 /* Signs data with a detached Ed25519 signature; -EPERM without secret. */
 int kh_key_sign(const struct kh_key *key, const void *data, size_t len,
 		unsigned char sig[64]);
@@ -62,5 +72,32 @@ int kh_key_verify(const struct kh_key *key, const void *data, size_t len,
 
 /* Wipes and frees; accepts NULL. */
 void kh_key_free(struct kh_key *key);
+
+/*
+ * Moves DIR/NAME.jwk's public half to DIR/retired/NAME-KID.pub.jwk and
+ * its private half to DIR/retired/NAME-KID.jwk (keep_private) or
+ * deletes it, so that a new key can take the name. DIR/retired is made
+ * with mode 0700. Returns 0, -ENOENT when there is no key, or -errno.
+ */
+int kh_key_retire(const char *dir, const char *name, bool keep_private,
+		  struct kh_err *err)
+	__attribute__((warn_unused_result));
+
+/*
+ * Loads the retired keys of the key at key_path (DIR/NAME.jwk) from
+ * DIR/retired: each kid once, its private file when present, else its
+ * public one. At most max keys go into keys, to be freed by the
+ * caller. A missing DIR/retired gives none. Returns 0 or -errno.
+ */
+int kh_key_retired_load(const char *key_path, struct kh_key **keys,
+			size_t max, size_t *count, struct kh_err *err)
+	__attribute__((warn_unused_result));
+
+/*
+ * Deletes the retired private keys of key_path, which are no longer
+ * needed once the DPR chain has been handed over to the current key.
+ * Returns how many were deleted, or -errno.
+ */
+int kh_key_retired_prune(const char *key_path, struct kh_err *err);
 
 #endif
