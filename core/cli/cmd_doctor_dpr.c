@@ -55,6 +55,32 @@ static void report_bad_record(struct kh_doctor *d, const char *key_path,
 			  d->config->audit_dir, key_path);
 }
 
+/*
+ * Verifies the tail with the current audit key and the retired ones,
+ * because after "keyhole keygen --rotate" the tail can start under an
+ * older key. A retired key that cannot be read counts as absent: the
+ * tail then fails on it and names its kid.
+ */
+static int verify_tail(struct kh_doctor *d, struct kh_key *key,
+		       struct kh_dpr_tail_report *report, struct kh_err *err)
+{
+	struct kh_key *keys[1 + KH_DPR_RETIRED_MAX];
+	struct kh_err retired_err = { { 0 } };
+	size_t count = 0;
+	int r;
+
+	keys[0] = key;
+	if (kh_key_retired_load(d->config->audit_key, keys + 1,
+				KH_DPR_RETIRED_MAX, &count, &retired_err) < 0)
+		count = 0;
+	r = kh_dpr_verify_tail_keys(d->config->audit_dir,
+				    (const struct kh_key *const *)keys,
+				    1 + count, d->tail, report, err);
+	for (size_t i = 0; i < count; i++)
+		kh_key_free(keys[1 + i]);
+	return r;
+}
+
 void kh_doctor_check_dpr(struct kh_doctor *d)
 {
 	struct kh_dpr_tail_report report;
@@ -65,8 +91,7 @@ void kh_doctor_check_dpr(struct kh_doctor *d)
 
 	if (!load_audit_public_key(d, key_path, sizeof(key_path), &key))
 		return;
-	r = kh_dpr_verify_tail(d->config->audit_dir, key, d->tail, &report,
-			       &err);
+	r = verify_tail(d, key, &report, &err);
 	kh_key_free(key);
 
 	if (report.records > 0) {

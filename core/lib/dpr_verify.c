@@ -390,7 +390,8 @@ int kh_dpr_check_line(const struct dpr_reader *reader, size_t len,
 	if (r < 0)
 		goto out;
 
-	if (seq == 1)
+	/* The first record checked fixes the key, also mid-log (a tail). */
+	if (!kh_dpr_chain_key(chain))
 		chain->base = key;
 	hash = json_string_value(json_object_get(value, "hash"));
 	chain->seq = seq;
@@ -605,7 +606,7 @@ out:
 
 /* Checks the current line as the next record and records it in report. */
 static int check_tail_line(const struct dpr_reader *reader, size_t len,
-			   const struct kh_key *key, struct dpr_chain *chain,
+			   const struct dpr_keys *keys, struct dpr_chain *chain,
 			   struct kh_dpr_tail_report *report,
 			   struct kh_err *err)
 {
@@ -619,7 +620,7 @@ static int check_tail_line(const struct dpr_reader *reader, size_t len,
 			return r;
 		report->first_seq = chain->seq + 1;
 	}
-	r = kh_dpr_check_line(reader, len, key, chain, &record, &torn, err);
+	r = kh_dpr_check_line(reader, len, keys, chain, &record, &torn, err);
 	if (r < 0)
 		return r;
 
@@ -634,6 +635,17 @@ int kh_dpr_verify_tail(const char *dir, const struct kh_key *key,
 		       uint64_t count, struct kh_dpr_tail_report *report,
 		       struct kh_err *err)
 {
+	const struct kh_key *keys[1] = { key };
+
+	return kh_dpr_verify_tail_keys(dir, keys, 1, count, report, err);
+}
+
+int kh_dpr_verify_tail_keys(const char *dir,
+			    const struct kh_key *const *keys, size_t n_keys,
+			    uint64_t count, struct kh_dpr_tail_report *report,
+			    struct kh_err *err)
+{
+	const struct dpr_keys key_set = { keys, n_keys };
 	struct dpr_reader reader = { 0 };
 	struct dpr_chain chain;
 	off_t start, end;
@@ -644,8 +656,13 @@ int kh_dpr_verify_tail(const char *dir, const struct kh_key *key,
 	if (!report)
 		return -EINVAL;
 	memset(report, 0, sizeof(*report));
-	if (!dir || !key || count == 0)
+	kh_dpr_chain_init(&chain);
+	if (!dir || !keys || n_keys == 0 || count == 0)
 		return -EINVAL;
+	for (size_t i = 0; i < n_keys; i++) {
+		if (!keys[i])
+			return -EINVAL;
+	}
 	if (sodium_init() < 0)
 		return -EIO;
 
@@ -664,14 +681,14 @@ int kh_dpr_verify_tail(const char *dir, const struct kh_key *key,
 		goto out;
 	}
 
-	kh_dpr_chain_init(&chain);
 	reader.start = reader.end = start;
 	for (;;) {
 		r = kh_dpr_reader_next(&reader, &len, err);
 		/* Lines appended after find_tail are left for the next run. */
 		if (r <= 0 || reader.start >= end)
 			break;
-		r = check_tail_line(&reader, len, key, &chain, report, err);
+		r = check_tail_line(&reader, len, &key_set, &chain, report,
+				    err);
 		if (r == -EBADMSG) {
 			report->bad_seq = report->first_seq ? chain.seq + 1 : 0;
 			report->bad_offset = (uint64_t)reader.start;
@@ -685,6 +702,7 @@ int kh_dpr_verify_tail(const char *dir, const struct kh_key *key,
 out:
 	if (r < 0)
 		kh_err_prefix(err, "%s", dir);
+	kh_dpr_chain_free(&chain);
 	kh_dpr_reader_close(&reader);
 	if (dirfd >= 0)
 		close(dirfd);

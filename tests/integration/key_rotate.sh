@@ -65,6 +65,10 @@ kh_start || kh_abort restart "keyholed did not start a third time"
 check_equal one_rotate_record \
 	"$(kh_json count "$KH_AUDIT/dpr.jsonl" type=key_rotate)" 1
 
+# keyhole doctor checks a tail that starts under the old key.
+"$KEYHOLE" doctor --config "$KH_CONFIG" --no-backends >"$out/doctor.out" 2>&1
+check_contains doctor_tail_across_rotation "$(grep ' dpr:' "$out/doctor.out")" "pass"
+
 # Without the retired public key, the log's first record has no key.
 kh_stop
 mv "$KH_KEYS/retired" "$KH_TMP/retired.away"

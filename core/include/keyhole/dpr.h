@@ -175,6 +175,18 @@ int kh_dpr_verify_tail(const char *dir, const struct kh_key *key,
 	__attribute__((warn_unused_result));
 
 /*
+ * kh_dpr_verify_tail for a log whose tail may start under an older
+ * audit key: the first record checked may be signed by any of keys (the
+ * current and the retired public keys), and later records follow the
+ * key_rotate records as kh_dpr_verify does.
+ */
+int kh_dpr_verify_tail_keys(const char *dir,
+			    const struct kh_key *const *keys, size_t n_keys,
+			    uint64_t count, struct kh_dpr_tail_report *report,
+			    struct kh_err *err)
+	__attribute__((warn_unused_result));
+
+/*
  * Calls fn for every record in order (parsed and borrowed for the call)
  * without checking the chain; use kh_dpr_verify for that. A final line
  * without a newline is an append in progress and is skipped. Stops and
