@@ -285,7 +285,7 @@ VERSION := $(shell sed -n 's/.*KH_VERSION "\(.*\)".*/\1/p' \
 DEB_DIR = $(abspath $(BUILD))/deb
 DEB_TREE = $(DEB_DIR)/keyhole-$(VERSION)
 
-deb:
+deb: deps
 	@changelog=$$(dpkg-parsechangelog -l packaging/debian/changelog \
 	    -S Version) && [ "$$changelog" = "$(VERSION)" ] || { \
 	    echo "deb: packaging/debian/changelog has version $$changelog" \
@@ -328,7 +328,7 @@ install-test: deps
 RPM_DIR = $(abspath $(BUILD))/rpm
 RPMBUILD_FLAGS ?=
 
-rpm:
+rpm: deps
 	@command -v rpmbuild >/dev/null || { echo "rpm: rpmbuild not" \
 	    "found: install the rpm package (make deps)" >&2; exit 1; }
 	rm -rf $(RPM_DIR)
