@@ -308,6 +308,7 @@ install-test: deps
 	@DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" \
 	    $(MAKE) --no-print-directory deb
 	@KI_CACHE=$(abspath $(BUILD))/install-test sh tests/install/run.sh $(DEB_DIR)
+	@KI_CACHE=$(abspath $(BUILD))/install-test sh tests/install/boot.sh $(DEB_DIR)
 
 # The RPM packages, built by rpmbuild from packaging/rpm/keyhole.spec and
 # left in $(BUILD)/rpm with the source RPM. Source0 is a tarball of the

@@ -10,7 +10,7 @@ libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libseccomp-dev
 libpam0g-dev curl python3 util-linux procps psmisc attr openssl git
 libpam-wrapper pamtester openssh-server openssh-client libsystemd-dev
 systemd strace scdoc man-db debhelper dpkg-dev fakeroot lintian rpm
-debootstrap"
+debootstrap systemd-container"
 
 # Node.js may come from another vendor's package that bundles npm and
 # conflicts with Debian's npm, so these two are checked by command.
