@@ -59,6 +59,27 @@ static int conf_check_owner(pam_handle_t *pamh, const char *path,
 	return 0;
 }
 
+/*
+ * Rejects a NUL byte, because the parse would stop there and drop the
+ * lines after it, such as the one that names the agent accounts.
+ */
+static int conf_check_text(pam_handle_t *pamh, const char *path,
+			   char **text, size_t size)
+{
+	const char *nul = memchr(*text, '\0', size);
+	unsigned lineno = 1;
+
+	if (!nul)
+		return 0;
+	for (const char *p = *text; p < nul; p++)
+		lineno += *p == '\n';
+	pam_syslog(pamh, LOG_ERR, "%s:%u: contains a NUL byte: the file "
+		   "must be text", path, lineno);
+	free(*text);
+	*text = NULL;
+	return -EINVAL;
+}
+
 static int conf_read_fd(pam_handle_t *pamh, int fd, const char *path,
 			size_t size, char **text)
 {
@@ -82,7 +103,7 @@ static int conf_read_fd(pam_handle_t *pamh, int fd, const char *path,
 		done += (size_t)n;
 	}
 	(*text)[size] = '\0';
-	return 0;
+	return conf_check_text(pamh, path, text, size);
 }
 
 /*

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cmd_doctor.h"
+#include "keyhole/dpr.h"
 #include "keyhole/federation.h"
 #include "keyhole/key.h"
 
@@ -232,10 +233,38 @@ static void check_federation_key(struct kh_doctor *d)
 	kh_fed_key_free(key);
 }
 
+/*
+ * Loads the retired audit keys as keyholed does at start. A key that
+ * does not load, or an unsafe retired dir, stops keyholed from starting.
+ */
+static void check_retired_audit_keys(struct kh_doctor *d)
+{
+	struct kh_key *keys[KH_DPR_RETIRED_MAX];
+	struct kh_err err = { { 0 } };
+	size_t count = 0, pending = 0;
+
+	if (kh_key_retired_load(d->config->audit_key, keys,
+				KH_DPR_RETIRED_MAX, &count, &err) < 0) {
+		kh_doctor_problem(d, KH_DOCTOR_FAIL, "retired audit keys",
+				  err.msg, "correct the retired directory "
+				  "beside %s as the message says",
+				  d->config->audit_key);
+		return;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (keys[i]->secret)
+			pending++;
+		kh_key_free(keys[i]);
+	}
+	kh_doctor_pass(d, "retired audit keys", "%zu retired, %zu private "
+		       "until keyholed restarts", count, pending);
+}
+
 void kh_doctor_check_keys(struct kh_doctor *d)
 {
 	check_key_pair(d, "permit", d->config->permit_key);
 	check_key_pair(d, "audit", d->config->audit_key);
+	check_retired_audit_keys(d);
 	if (!d->config->fed_key[0])
 		return;
 	check_federation_key(d);

@@ -152,31 +152,55 @@ out:
 	return rc < 0 ? KH_EXIT_SYSTEM : KH_EXIT_OK;
 }
 
+/* Returns whether both files of a key pair are missing. */
+static bool key_absent(const struct key_paths *paths)
+{
+	struct stat st;
+
+	return lstat(paths->private_path, &st) < 0 && errno == ENOENT &&
+	       lstat(paths->public_path, &st) < 0 && errno == ENOENT;
+}
+
 /*
- * Retires both keys of DIR. Both must exist and load, so that a
- * rotation never leaves one key old and the other new.
+ * Retires the keys of DIR. A key with both files missing was retired
+ * by an interrupted rotation and is skipped, so a second run finishes
+ * it. Every other key must load, so no key stays old.
  */
 static int retire_keys(const char *dir,
 		       const struct key_paths paths[KEY_COUNT])
 {
 	struct kh_err err = { { 0 } };
 	struct kh_key *key = NULL;
+	bool present[KEY_COUNT];
+	size_t found = 0;
 	int r;
 
 	for (size_t i = 0; i < KEY_COUNT; i++) {
+		present[i] = !key_absent(&paths[i]);
+		if (!present[i])
+			continue;
+		found++;
 		r = kh_key_load(paths[i].private_path, &key, &err);
 		kh_key_free(key);
 		key = NULL;
 		if (r < 0) {
-			kh_cli_error("keygen --rotate: %s: run keyhole keygen "
-				     "--dir %s without --rotate to create "
-				     "the keys", err.msg, dir);
+			kh_cli_error("keygen --rotate: %s: restore the key, or "
+				     "move both of its files away to create a "
+				     "new one", err.msg);
 			return r == -ENOENT ? KH_EXIT_USAGE : KH_EXIT_SYSTEM;
 		}
+	}
+	if (found == 0) {
+		kh_cli_error("keygen --rotate: no keys in %s: run keyhole "
+			     "keygen --dir %s without --rotate to create "
+			     "them", dir, dir);
+		return KH_EXIT_USAGE;
 	}
 	for (size_t i = 0; i < KEY_COUNT; i++) {
 		bool audit = strcmp(key_names[i], "audit") == 0;
 
+		if (!present[i])
+			continue;
 		r = kh_key_retire(dir, key_names[i], audit, &err);
 		if (r < 0) {
 			kh_cli_error("keygen --rotate: %s key: %s",

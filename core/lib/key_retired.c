@@ -67,18 +67,78 @@ static int sync_dir(const char *path)
 	return r;
 }
 
-/* Creates dir with mode 0700, or checks that it is a real directory. */
-static int make_retired_dir(const char *dir, struct kh_err *err)
+/*
+ * Checks that only root or our user can add a key to the retired dir,
+ * because its public keys are trusted to have signed seq 1 of the log.
+ */
+static int check_retired_dir(const char *dir, const struct stat *st,
+			     struct kh_err *err)
+{
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		kh_err_set(err, "%s is owned by uid %u, not by root or uid %u: "
+			   "chown root %s", dir, (unsigned int)st->st_uid,
+			   (unsigned int)geteuid(), dir);
+		return -EPERM;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		kh_err_set(err, "%s has mode %04o: group or others could add "
+			   "a key to it; chmod 0700 %s", dir,
+			   (unsigned int)(st->st_mode & 07777), dir);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/*
+ * Opens the retired dir without following a symbolic link and checks
+ * it. Returns the fd, -ENOENT for a missing dir, or another -errno.
+ */
+static int open_retired_dir(const char *dir, struct kh_err *err)
 {
 	struct stat st;
+	int fd, r;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
+	if (fd < 0) {
+		r = -errno;
+		kh_err_set(err, "cannot open %s: %s", dir,
+			   r == -ELOOP || r == -ENOTDIR ?
+				   "not a directory (a symbolic link is not "
+				   "followed)" : strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		kh_err_set(err, "cannot stat %s: %s", dir, strerror(-r));
+	} else {
+		r = check_retired_dir(dir, &st, err);
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Creates dir with mode 0700, or checks the directory that is there. */
+static int make_retired_dir(const char *dir, struct kh_err *err)
+{
+	int fd, saved;
 
 	if (mkdir(dir, 0700) == 0)
 		return 0;
-	if (errno == EEXIST && lstat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-		return 0;
-	kh_err_set(err, "cannot create %s: %s", dir,
-		   errno == EEXIST ? "not a directory" : strerror(errno));
-	return errno == EEXIST ? -ENOTDIR : -errno;
+	saved = errno;
+	if (saved != EEXIST) {
+		kh_err_set(err, "cannot create %s: %s", dir, strerror(saved));
+		return -saved;
+	}
+	fd = open_retired_dir(dir, err);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
 }
 
 static int move_file(const char *from, const char *to, struct kh_err *err)
@@ -243,7 +303,7 @@ int kh_key_retired_load(const char *key_path, struct kh_key **keys,
 {
 	char path[PATH_MAX], stem[NAME_MAX + 1];
 	DIR *dir;
-	int r;
+	int fd, r;
 
 	*count = 0;
 	if (retired_dir_of(key_path, path, sizeof(path)) < 0 ||
@@ -251,12 +311,17 @@ int kh_key_retired_load(const char *key_path, struct kh_key **keys,
 		kh_err_set(err, "%s: a key path must end in .jwk", key_path);
 		return -EINVAL;
 	}
-	dir = opendir(path);
-	if (!dir && errno == ENOENT)
+	fd = open_retired_dir(path, err);
+	if (fd == -ENOENT)
 		return 0;
+	if (fd < 0)
+		return fd;
+	dir = fdopendir(fd);
 	if (!dir) {
-		kh_err_set(err, "cannot read %s: %s", path, strerror(errno));
-		return -errno;
+		r = -errno;
+		close(fd);
+		kh_err_set(err, "cannot read %s: %s", path, strerror(-r));
+		return r;
 	}
 	r = scan_retired(dir, path, stem, keys, count, max, err);
 	closedir(dir);

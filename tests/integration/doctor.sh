@@ -48,7 +48,8 @@ doctor healthy
 check_equal healthy_exit_status "$status" 0
 check_equal healthy_no_failure "$(failed_checks healthy)" ""
 for check in config policy socket permits_dir "permit key" \
-	"permit public key" "audit key" "audit public key" mount dpr \
+	"permit public key" "audit key" "audit public key" \
+	"retired audit keys" mount dpr \
 	"clock order" "backend local" seccomp "confine agent" \
 	"confine strict"; do
 	check_contains "healthy_passes_$(echo "$check" | tr ' ' _)" \

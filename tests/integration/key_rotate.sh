@@ -69,18 +69,77 @@ check_equal one_rotate_record \
 "$KEYHOLE" doctor --config "$KH_CONFIG" --no-backends >"$out/doctor.out" 2>&1
 check_contains doctor_tail_across_rotation "$(grep ' dpr:' "$out/doctor.out")" "pass"
 
+# start_must_fail NAME: starts keyholed, logging to $out/NAME.log, and
+# sets status to its exit status, or to "running" after stopping a
+# keyholed that did not exit by itself.
+start_must_fail() {
+	"$KEYHOLED" --config "$KH_CONFIG" --stderr >"$out/$1.log" 2>&1 &
+	pid=$!
+	if kh_wait_until 100 sh -c "! kill -0 $pid 2>/dev/null"; then
+		wait "$pid"
+		status=$?
+	else
+		kill "$pid"
+		wait "$pid"
+		status=running
+	fi
+}
+
 # Without the retired public key, the log's first record has no key.
 kh_stop
 mv "$KH_KEYS/retired" "$KH_TMP/retired.away"
-"$KEYHOLED" --config "$KH_CONFIG" --stderr >"$out/no_retired.log" 2>&1 &
-pid=$!
-kh_wait_until 100 sh -c "! kill -0 $pid 2>/dev/null"
-wait "$pid"
-check_equal start_without_first_key_fails "$?" 2
+start_must_fail no_retired
+check_equal start_without_first_key_fails "$status" 2
 check_contains start_without_first_key_says_kid "$(cat "$out/no_retired.log")" \
 	"seq 1: signed with kid $first_kid"
 mv "$KH_TMP/retired.away" "$KH_KEYS/retired"
 
+# A key planted in a world-writable retired dir would be trusted for the
+# log's first record, so keyholed does not start and doctor fails.
+chmod 0777 "$KH_KEYS/retired"
+start_must_fail open_retired
+check_equal start_with_open_retired_fails "$status" 2
+check_contains start_with_open_retired_says_mode \
+	"$(cat "$out/open_retired.log")" "retired has mode 0777"
+"$KEYHOLE" doctor --config "$KH_CONFIG" --no-backends \
+	>"$out/doctor_open_retired.out" 2>&1
+check_equal doctor_open_retired_exit_status "$?" 1
+check_contains doctor_open_retired_fails \
+	"$(grep '^fail  retired audit keys:' "$out/doctor_open_retired.out")" \
+	"retired has mode 0777"
+chmod 0700 "$KH_KEYS/retired"
+
 kh_start || kh_abort restart "keyholed did not start with the keys back"
+"$KEYHOLE" doctor --config "$KH_CONFIG" --no-backends \
+	>"$out/doctor_retired.out" 2>&1
+check_contains doctor_counts_retired \
+	"$(grep 'retired audit keys:' "$out/doctor_retired.out")" \
+	"pass  retired audit keys: 1 retired, 0 private"
 kh_check_daemon_log daemon_log_clean
+
+# Running an interrupted rotation again finishes it. First case: the
+# permit key was retired (both its files are gone) and the audit key not.
+stopped="$KH_TMP/stopped"
+"$KEYHOLE" keygen --dir "$stopped" >/dev/null 2>&1 ||
+	kh_abort stopped_rotation "keygen failed"
+stopped_kid=$(kh_json field "$stopped/audit.pub.jwk" 1 kid)
+rm "$stopped/permit.jwk" "$stopped/permit.pub.jwk"
+"$KEYHOLE" keygen --rotate --dir "$stopped" >"$out/stopped.out" 2>&1
+check_equal rerun_after_permit_retired "$?" 0
+check audit_retired_on_rerun test -f "$stopped/retired/audit-$stopped_kid.jwk"
+check new_keys_on_rerun test -f "$stopped/permit.jwk" -a -f "$stopped/audit.jwk"
+
+# Second case: both keys were retired and only the new permit key was
+# written.
+rm "$stopped/audit.jwk" "$stopped/audit.pub.jwk"
+"$KEYHOLE" keygen --rotate --dir "$stopped" >"$out/stopped2.out" 2>&1
+check_equal rerun_after_new_permit_key "$?" 0
+check old_audit_kept_on_rerun test -f "$stopped/retired/audit-$stopped_kid.jwk"
+check new_audit_on_rerun test -f "$stopped/audit.jwk" -a -f "$stopped/audit.pub.jwk"
+
+# Without any key there is nothing to rotate.
+rm -f "$stopped"/*.jwk
+"$KEYHOLE" keygen --rotate --dir "$stopped" >"$out/nothing.out" 2>&1
+check_equal rotate_nothing_status "$?" 2
+check_contains rotate_nothing_says_why "$(cat "$out/nothing.out")" "no keys in"
 exit "$KH_FAILED"

@@ -272,6 +272,92 @@ static void test_retire_files(void)
 	teardown();
 }
 
+/*
+ * Tails that start at the key_rotate record (signed by the old key) and
+ * just after it (signed by the new key), as keyhole doctor checks them.
+ */
+static void test_tail_at_rotation(void)
+{
+	struct kh_key *old = NULL, *next = NULL, *old_pub, *next_pub;
+	const struct kh_key *retired[1], *keys[2], *only_old[1];
+	struct kh_dpr_tail_report report;
+	struct kh_err err = { "" };
+
+	setup();
+	old = new_key();
+	next = new_key();
+	CHECK_INT(append_with(old, NULL, 0, 3), 0);
+	retired[0] = old;
+	CHECK_INT(append_with(next, retired, 1, 2), 0);
+	CHECK_STR(member_of(4, "type"), "key_rotate");
+	old_pub = public_copy(old);
+	next_pub = public_copy(next);
+	keys[0] = next_pub;
+	keys[1] = old_pub;
+
+	CHECK_INT(kh_dpr_verify_tail_keys(audit, keys, 2, 3, &report, &err), 0);
+	CHECK_INT((int)report.first_seq, 4);
+	CHECK_INT((int)report.last_seq, 6);
+	CHECK_INT(kh_dpr_verify_tail_keys(audit, keys, 2, 2, &report, &err), 0);
+	CHECK_INT((int)report.first_seq, 5);
+	CHECK_INT((int)report.records, 2);
+
+	/* The new key's records do not verify with the old key alone. */
+	only_old[0] = old_pub;
+	CHECK_INT(kh_dpr_verify_tail_keys(audit, only_old, 1, 2, &report,
+					  &err), 1);
+	CHECK_INT((int)report.bad_seq, 5);
+	CHECK_INT(kh_dpr_verify_tail_keys(audit, only_old, 1, 3, &report,
+					  &err), 0);
+	kh_key_free(old_pub);
+	kh_key_free(next_pub);
+	kh_key_free(old);
+	kh_key_free(next);
+	teardown();
+}
+
+/*
+ * A key planted in the retired dir would be trusted for seq 1 of the
+ * log. A group-writable retired dir or a symbolic link is rejected.
+ */
+static void test_retired_dir_checked(void)
+{
+	char dir[128], path[256], pub[256], retired[256], elsewhere[256];
+	struct kh_key *key = new_key(), *loaded[4];
+	struct kh_err err = { "" };
+	size_t count = 0;
+
+	setup();
+	(void)snprintf(dir, sizeof(dir), "%s/keys", work);
+	CHECK_INT(mkdir(dir, 0755), 0);
+	(void)snprintf(path, sizeof(path), "%s/audit.jwk", dir);
+	(void)snprintf(pub, sizeof(pub), "%s/audit.pub.jwk", dir);
+	(void)snprintf(retired, sizeof(retired), "%s/retired", dir);
+	CHECK_INT(kh_key_save(key, path, pub, &err), 0);
+	CHECK_INT(kh_key_retire(dir, "audit", true, &err), 0);
+
+	CHECK_INT(chmod(retired, 0777), 0);
+	CHECK_INT(kh_key_retired_load(path, loaded, 4, &count, &err), -EPERM);
+	CHECK_INT((int)count, 0);
+	CHECK(strstr(err.msg, "has mode 0777") != NULL);
+	CHECK_INT(kh_key_save(key, path, pub, &err), 0);
+	CHECK_INT(kh_key_retire(dir, "audit", true, &err), -EPERM);
+	CHECK(access(path, F_OK) == 0);
+	CHECK_INT(chmod(retired, 0700), 0);
+
+	(void)snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", work);
+	CHECK_INT(rename(retired, elsewhere), 0);
+	CHECK_INT(symlink(elsewhere, retired), 0);
+	err.msg[0] = '\0';
+	CHECK(kh_key_retired_load(path, loaded, 4, &count, &err) < 0);
+	CHECK_INT((int)count, 0);
+	CHECK(strstr(err.msg, "symbolic link") != NULL);
+	CHECK(kh_key_retire(dir, "audit", true, &err) < 0);
+	CHECK(access(path, F_OK) == 0);
+	kh_key_free(key);
+	teardown();
+}
+
 static const struct kh_test_case cases[] = {
 	{ "hand over", test_hand_over },
 	{ "reopen needs first public", test_reopen_needs_first_public },
@@ -279,6 +365,8 @@ static const struct kh_test_case cases[] = {
 	{ "two rotations", test_two_rotations },
 	{ "unknown first key", test_unknown_first_key },
 	{ "retire files", test_retire_files },
+	{ "retired dir checked", test_retired_dir_checked },
+	{ "tail at rotation", test_tail_at_rotation },
 };
 
 int main(void)

@@ -77,7 +77,9 @@ void kh_key_free(struct kh_key *key);
  * Moves DIR/NAME.jwk's public half to DIR/retired/NAME-KID.pub.jwk and
  * its private half to DIR/retired/NAME-KID.jwk (keep_private) or
  * deletes it, so that a new key can take the name. DIR/retired is made
- * with mode 0700. Returns 0, -ENOENT when there is no key, or -errno.
+ * with mode 0700; an existing one must pass the checks of
+ * kh_key_retired_load. Returns 0, -ENOENT when there is no key, or
+ * -errno.
  */
 int kh_key_retire(const char *dir, const char *name, bool keep_private,
 		  struct kh_err *err)
@@ -87,7 +89,11 @@ int kh_key_retire(const char *dir, const char *name, bool keep_private,
  * Loads the retired keys of the key at key_path (DIR/NAME.jwk) from
  * DIR/retired: each kid once, its private file when present, else its
  * public one. At most max keys go into keys, to be freed by the
- * caller. A missing DIR/retired gives none. Returns 0 or -errno.
+ * caller. A missing DIR/retired gives none. DIR/retired must be a
+ * directory, not a symbolic link, owned by root or the caller's euid
+ * and not writable by group or others (-EPERM), because its public keys
+ * are trusted to have signed the start of the audit log. Returns 0 or
+ * -errno.
  */
 int kh_key_retired_load(const char *key_path, struct kh_key **keys,
 			size_t max, size_t *count, struct kh_err *err)
