@@ -262,6 +262,32 @@ check_equal conf_group_writable_fails "$(out_line conf_writable 'open_session: '
 check_contains conf_group_writable_logged "$(log_of conf_writable)" \
 	"must be owned by root and not group- or world-writable"
 
+# CRLF line ends, "key=value" without spaces and no newline at the end.
+printf '# agents\r\nuser=daemon\r\n\r\nsocket=%s' "$KH_SOCKET" >"$KH_TMP/crlf.conf"
+service conf_crlf conf="$KH_TMP/crlf.conf"
+session conf_crlf daemon conf_crlf
+check_equal conf_crlf_success "$(out_line conf_crlf 'open_session: ')" "0 Success"
+check_equal conf_crlf_socket "$(out_line conf_crlf 'env: KEYHOLE_SOCKET=')" "$KH_SOCKET"
+
+printf 'user = daemon\nsocket = %s\nsocket = /run/other.sock\n' "$KH_SOCKET" \
+	>"$KH_TMP/twice.conf"
+service conf_twice conf="$KH_TMP/twice.conf"
+session conf_twice daemon conf_twice
+check_equal conf_duplicate_key_fails "$(out_line conf_twice 'open_session: ')" \
+	"14 Cannot make/remove an entry for the specified session"
+check_contains conf_duplicate_key_logged "$(log_of conf_twice)" \
+	"socket= given more than once"
+
+# A NUL byte must not hide the lines after it.
+printf 'socket = %s\nfail = closed\0\nuser = daemon\n' "$KH_SOCKET" \
+	>"$KH_TMP/nul.conf"
+service conf_nul conf="$KH_TMP/nul.conf"
+session conf_nul daemon conf_nul
+check_equal conf_nul_fails "$(out_line conf_nul 'open_session: ')" \
+	"14 Cannot make/remove an entry for the specified session"
+check_contains conf_nul_logged "$(log_of conf_nul)" \
+	"$KH_TMP/nul.conf:2: contains a NUL byte"
+
 service conf_missing conf="$KH_TMP/missing.conf" user=daemon
 session conf_missing daemon conf_missing
 check_equal conf_missing_explicit_fails "$(out_line conf_missing 'open_session: ')" \
