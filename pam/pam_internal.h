@@ -30,6 +30,13 @@
 /* The pam_set_data name under which open_session stores the id. */
 #define KH_PAM_DATA_SESSION "keyhole_session"
 
+/*
+ * The pam_set_data name of the settings that close_session needs. The
+ * confinement that open_session applies hides /etc/keyhole, so the
+ * config file cannot be read again at close.
+ */
+#define KH_PAM_DATA_CLOSE "keyhole_close"
+
 enum kh_pam_fail_mode {
 	KH_PAM_FAIL_CLOSED = 0, /* an agent's session fails to open */
 	KH_PAM_FAIL_OPEN = 1,   /* the session opens, with a warning */

@@ -105,6 +105,51 @@ static int store_session_id(pam_handle_t *pamh, const char *id)
 	return rc;
 }
 
+/* What close_session needs from the settings that open_session read. */
+struct close_data {
+	char socket[PATH_MAX];
+	enum kh_pam_fail_mode fail;
+	bool debug;
+	bool registered; /* false: open_session failed under fail=open */
+};
+
+/*
+ * Stores the settings for close_session. registered tells whether a
+ * session was registered; when it was not, close_session has nothing
+ * to do and stays quiet.
+ */
+static void store_close_data(pam_handle_t *pamh, const struct kh_pam_args *args,
+			     bool registered)
+{
+	struct close_data *data = calloc(1, sizeof(*data));
+	int rc;
+
+	if (!data || strlen(args->socket) >= sizeof(data->socket)) {
+		free(data);
+		return;
+	}
+	memcpy(data->socket, args->socket, strlen(args->socket) + 1);
+	data->fail = args->fail;
+	data->debug = args->debug;
+	data->registered = registered;
+	rc = pam_set_data(pamh, KH_PAM_DATA_CLOSE, data, free_data);
+	if (rc != PAM_SUCCESS) {
+		free(data);
+		pam_syslog(pamh, LOG_WARNING, "pam_set_data failed: %s; "
+			   "close_session reads the settings again",
+			   pam_strerror(pamh, rc));
+	}
+}
+
+static const struct close_data *stored_close_data(pam_handle_t *pamh)
+{
+	const void *data = NULL;
+
+	if (pam_get_data(pamh, KH_PAM_DATA_CLOSE, &data) != PAM_SUCCESS)
+		return NULL;
+	return data;
+}
+
 /* Writes one line about what kh_confine_apply did into buf. */
 static void describe_report(const struct kh_confine_report *report,
 			    char *buf, size_t size)
@@ -180,6 +225,7 @@ static void abandon_session(pam_handle_t *pamh, const struct kh_pam_args *args,
 
 	unexport_env(pamh);
 	(void)pam_set_data(pamh, KH_PAM_DATA_SESSION, NULL, NULL);
+	store_close_data(pamh, args, false);
 	if (kh_pam_session_close(args->socket, s->id, uid, true, &revoked,
 				 &err) < 0)
 		pam_syslog(pamh, LOG_ERR, "closing session %s after the "
@@ -202,9 +248,14 @@ static int open_agent_session(pam_handle_t *pamh,
 	rc = kh_pam_session_open(args->socket, pw->pw_uid, service, tty,
 				 &session, &err);
 	if (rc < 0) {
+		bool down = rc == -ENOENT || rc == -ECONNREFUSED;
+
 		pam_syslog(pamh, LOG_ERR, "session_open for user %s (uid %u) "
-			   "failed: %s", pw->pw_name, (unsigned)pw->pw_uid,
-			   err.msg);
+			   "failed: %s%s", pw->pw_name, (unsigned)pw->pw_uid,
+			   err.msg, down ? "; start keyholed (systemctl start "
+			   "keyholed), or fix socket= if it listens elsewhere"
+			   : "");
+		store_close_data(pamh, args, false);
 		return failure(pamh, args, "session_open");
 	}
 
@@ -214,6 +265,8 @@ static int open_agent_session(pam_handle_t *pamh,
 		return failure(pamh, args, "exporting the session");
 	}
 
+	/* Stored before confining, which hides the config file. */
+	store_close_data(pamh, args, true);
 	if (confine(pamh, args, pw, &session, summary, sizeof(summary)) < 0) {
 		if (args->fail == KH_PAM_FAIL_CLOSED)
 			abandon_session(pamh, args, &session, pw->pw_uid);
@@ -350,9 +403,40 @@ static int close_agent_session(pam_handle_t *pamh,
 	return PAM_SUCCESS;
 }
 
+/*
+ * Closes with the settings that open_session stored in this handle,
+ * without reading the config file again.
+ */
+static int close_with_saved(pam_handle_t *pamh, const struct close_data *saved)
+{
+	struct kh_pam_args args = {
+		.socket = saved->socket,
+		.fail = saved->fail,
+		.debug = saved->debug,
+	};
+	const char *id = stored_session(pamh);
+	struct passwd pw;
+	char *pw_buf = NULL;
+	int rc;
+
+	if (!saved->registered || !id) {
+		if (saved->debug)
+			pam_syslog(pamh, LOG_DEBUG, "no keyhole session is open "
+				   "in this PAM handle, nothing to close");
+		return PAM_SUCCESS;
+	}
+	if (kh_pam_lookup_user(pamh, &pw, &pw_buf) < 0)
+		rc = failure(pamh, &args, "looking up the user");
+	else
+		rc = close_agent_session(pamh, &args, &pw, id);
+	free(pw_buf);
+	return rc;
+}
+
 PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
 				    const char **argv)
 {
+	const struct close_data *saved = stored_close_data(pamh);
 	struct kh_pam_args args;
 	struct passwd pw;
 	char *pw_buf = NULL;
@@ -360,6 +444,8 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
 	int rc, agent;
 
 	(void)flags;
+	if (saved)
+		return close_with_saved(pamh, saved);
 	agent = identify_user(pamh, argc, argv, &args, &pw, &pw_buf, &rc);
 	if (agent < 0)
 		goto out;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "keyhole/canon.h"
@@ -158,6 +159,40 @@ static void print_verify_failure(const struct kh_dpr_report *report,
 	printf("FAILED at %s: %s\n", place, strip_place(reason, place));
 }
 
+/* Copies the kid of the log's first record into ctx and stops. */
+static int first_kid(const json_t *record, void *ctx)
+{
+	const char *kid = json_string_value(json_object_get(record, "kid"));
+
+	if (kid && strlen(kid) == KH_KID_LEN)
+		memcpy(ctx, kid, KH_KID_LEN + 1);
+	return 1;
+}
+
+/*
+ * After a key rotation the pinned current key cannot check seq 1, and
+ * the first key is in the retired directory beside it. Names that file
+ * when it exists, so the auditor knows which key to pin.
+ */
+static void hint_first_key(const char *dir, const char *key_path)
+{
+	char kid[KH_KID_LEN + 1] = "", path[PATH_MAX];
+	const char *slash = strrchr(key_path, '/');
+	struct kh_err err = { { 0 } };
+	int n;
+
+	if (kh_dpr_foreach(dir, first_kid, kid, &err) < 0 || !kid[0])
+		return;
+	n = slash ? snprintf(path, sizeof(path), "%.*s/retired/audit-%s.pub.jwk",
+			     (int)(slash - key_path), key_path, kid)
+		  : snprintf(path, sizeof(path), "retired/audit-%s.pub.jwk",
+			     kid);
+	if (n < 0 || (size_t)n >= sizeof(path) || access(path, R_OK) != 0)
+		return;
+	printf("hint: the log starts with audit key %s, which keyhole keygen "
+	       "--rotate retired; verify with --key %s\n", kid, path);
+}
+
 int kh_cmd_audit_verify(int argc, char **argv)
 {
 	struct kh_err err = { { 0 } };
@@ -187,6 +222,8 @@ int kh_cmd_audit_verify(int argc, char **argv)
 		rc = KH_EXIT_OK;
 	} else if (rc == 1) {
 		print_verify_failure(&report, err.msg);
+		if (report.bad_seq == 1)
+			hint_first_key(opts.dir, opts.key);
 		rc = KH_EXIT_FAILED;
 	} else {
 		kh_cli_error("audit verify: cannot read log: %s: %s", opts.dir,

@@ -256,8 +256,15 @@ static void check_retired_audit_keys(struct kh_doctor *d)
 			pending++;
 		kh_key_free(keys[i]);
 	}
-	kh_doctor_pass(d, "retired audit keys", "%zu retired, %zu private "
-		       "until keyholed restarts", count, pending);
+	if (pending > 0)
+		kh_doctor_problem(d, KH_DOCTOR_WARN, "retired audit keys",
+				  "keyhole keygen --rotate retired the audit "
+				  "key, but keyholed has not handed the log "
+				  "over to the new key yet",
+				  "systemctl restart keyholed");
+	else
+		kh_doctor_pass(d, "retired audit keys", "%zu retired, none "
+			       "waiting for a restart", count);
 }
 
 void kh_doctor_check_keys(struct kh_doctor *d)

@@ -18,11 +18,12 @@
 /* keyholed makes the socket 0666: SO_PEERCRED, not the mode, decides. */
 #define SOCKET_MODE 0666
 
-/* Checks the socket file; sets d->broker_uid to its owner. */
+/* Checks the socket file; once it passes, sets d->broker_uid to its owner. */
 static bool check_socket_file(struct kh_doctor *d, const char *path)
 {
 	char text[KH_DOCTOR_TEXT_MAX], copy[PATH_MAX];
 	struct stat st;
+	uid_t owner;
 
 	if (lstat(path, &st) < 0) {
 		(void)snprintf(text, sizeof(text), "%s: %s", path,
@@ -38,7 +39,7 @@ static bool check_socket_file(struct kh_doctor *d, const char *path)
 				  "keyholed", path);
 		return false;
 	}
-	d->broker_uid = st.st_uid;
+	owner = st.st_uid;
 	if ((st.st_mode & 0777) != SOCKET_MODE) {
 		(void)snprintf(text, sizeof(text), "%s has mode %04o, not "
 			       "%04o: agents may be unable to connect", path,
@@ -59,6 +60,8 @@ static bool check_socket_file(struct kh_doctor *d, const char *path)
 				  "chmod go-w %s", copy);
 		return false;
 	}
+	/* Only a socket that passed every check vouches for keyholed's uid. */
+	d->broker_uid = owner;
 	return true;
 }
 

@@ -33,6 +33,9 @@ check retired_audit_public test -f "$KH_KEYS/retired/audit-$first_kid.pub.jwk"
 check_equal retired_dir_mode "$(stat -c %a "$KH_KEYS/retired")" 700
 check_equal retired_permit_private_gone \
 	"$(ls "$KH_KEYS/retired" | grep -c '^permit-.*[^b]\.jwk$')" 0
+"$KEYHOLE" doctor --config "$KH_CONFIG" --no-backends >"$out/doctor_pending.out" 2>&1
+check_contains doctor_warns_restart_pending \
+	"$(grep 'retired audit keys' "$out/doctor_pending.out")" "warn"
 
 kh_stop
 kh_start || kh_abort restart "keyholed did not restart after the rotation"
@@ -59,6 +62,8 @@ check_contains verify_counts_rotation "$(cat "$out/verify.out")" "1 key rotation
 "$KEYHOLE" audit verify --dir "$KH_AUDIT" --key "$KH_KEYS/audit.pub.jwk" \
 	>"$out/verify_new.out" 2>&1
 check_equal verify_from_new_key_fails "$?" 1
+check_contains verify_hints_first_key "$(cat "$out/verify_new.out")" \
+	"verify with --key $KH_KEYS/retired/audit-$first_kid.pub.jwk"
 
 # A third restart neither hands over again nor needs the old private key.
 kh_start || kh_abort restart "keyholed did not start a third time"
@@ -114,7 +119,7 @@ kh_start || kh_abort restart "keyholed did not start with the keys back"
 	>"$out/doctor_retired.out" 2>&1
 check_contains doctor_counts_retired \
 	"$(grep 'retired audit keys:' "$out/doctor_retired.out")" \
-	"pass  retired audit keys: 1 retired, 0 private"
+	"pass  retired audit keys: 1 retired, none waiting for a restart"
 kh_check_daemon_log daemon_log_clean
 
 # Running an interrupted rotation again finishes it. First case: the

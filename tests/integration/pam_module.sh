@@ -293,6 +293,24 @@ session conf_missing daemon conf_missing
 check_equal conf_missing_explicit_fails "$(out_line conf_missing 'open_session: ')" \
 	"14 Cannot make/remove an entry for the specified session"
 
+# The profile hides the config file from the confined login, as the
+# agent profile hides /etc/keyhole. close_session must still close with
+# the settings open_session read, and must not read the file again.
+mkdir -p "$KH_TMP/hidden" "$KH_TMP/hide.d"
+printf 'user = daemon\nsocket = %s\nprofile = hideconf\nprofile_dir = %s\n' \
+	"$KH_SOCKET" "$KH_TMP/hide.d" >"$KH_TMP/hidden/pam.conf"
+printf '{"base": "agent", "filesystem": {"exclude": ["%s"]}}\n' \
+	"$KH_TMP/hidden" >"$KH_TMP/hide.d/hideconf.json"
+chmod 0644 "$KH_TMP/hidden/pam.conf" "$KH_TMP/hide.d/hideconf.json"
+service conf_hidden conf="$KH_TMP/hidden/pam.conf"
+closed_before=$(grep -c 'session closed: ' "$KH_LOG")
+PAM_SESSION_PROBE="$KH_TMP/hidden/pam.conf" session conf_hidden daemon conf_hidden
+check_equal conf_hidden_opens "$(out_line conf_hidden 'open_session: ')" "0 Success"
+check_equal conf_hidden_conf_unreadable "$(out_line conf_hidden 'open_conf: ')" EACCES
+check_equal conf_hidden_closes "$(out_line conf_hidden 'close_session: ')" "0 Success"
+check_equal conf_hidden_session_closed "$(grep -c 'session closed: ' "$KH_LOG")" \
+	$((closed_before + 1))
+
 # 9. The broker is down: fail closed by default, open with fail=open.
 kh_stop
 session agent daemon down
@@ -310,6 +328,10 @@ check_equal fail_open_no_env "$(grep -c '^env: ' "$out/fail_open.out")" 0
 check_contains fail_open_warning "$(log_of fail_open)" \
 	"SYSLOG(4): fail=open: session_open failed, continuing without keyhole"
 check_equal fail_open_close_success "$(out_line fail_open 'close_session: ')" "0 Success"
+# A session that fail=open let in without keyhole has nothing to close:
+# the close logs nothing more.
+check_equal fail_open_logs_at_open_only \
+	"$(log_of fail_open | grep -v _pam_init_handlers | grep -c 'SYSLOG')" 2
 wrapped pamtester -v fail_open daemon open_session close_session \
 	>"$out/pamtester_fail_open.out" 2>&1
 check_equal pamtester_fail_open_succeeds "$?" 0

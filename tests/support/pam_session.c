@@ -15,6 +15,8 @@
  *                                   agent profile with EPERM
  *   open_shadow: OK|ERRNO           opening /etc/shadow, which the agent
  *                                   profile's Landlock rules leave out
+ *   open_conf: OK|ERRNO             opening $PAM_SESSION_PROBE, only when
+ *                                   that variable is set
  *   close_session: CODE MESSAGE     only when open_session succeeded
  * Exit status: 0 when every PAM call succeeded, 1 otherwise, 2 on bad
  * usage or a failed pam_start.
@@ -84,9 +86,22 @@ static void print_status_fields(void)
 	(void)fclose(status);
 }
 
+/* Prints "NAME: OK" when path opens for reading, else its errno name. */
+static void probe_open(const char *name, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		printf("%s: OK\n", name);
+		(void)close(fd);
+	} else {
+		printf("%s: %s\n", name, errno_name(errno));
+	}
+}
+
 static void print_probes(void)
 {
-	int fd;
+	const char *extra = getenv("PAM_SESSION_PROBE");
 
 	errno = 0;
 	if (ptrace(PTRACE_ATTACH, 0, NULL, NULL) == 0)
@@ -94,13 +109,9 @@ static void print_probes(void)
 	else
 		printf("ptrace_attach: %s\n", errno_name(errno));
 
-	fd = open("/etc/shadow", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		printf("open_shadow: OK\n");
-		(void)close(fd);
-	} else {
-		printf("open_shadow: %s\n", errno_name(errno));
-	}
+	probe_open("open_shadow", "/etc/shadow");
+	if (extra)
+		probe_open("open_conf", extra);
 }
 
 int main(int argc, char **argv)
