@@ -494,9 +494,14 @@ static void restore_one(struct kd_daemon *d, const char *id,
 	}
 	pidfd = reopen_leader(&info);
 	if (pidfd >= 0 && kd_sessions_add(d->sessions, &info, pidfd) == 0) {
-		kd_log(LOG_INFO, "session restored: session=%s uid=%u "
-		       "leader=%d service=%s", info.id, (unsigned int)info.uid,
-		       (int)info.leader, info.service);
+		/* NOTE: Landlock rules are bound to the inodes of the mount
+		 * they were made for, so a login confined before this start
+		 * cannot read the new mount until it logs in again. */
+		kd_log(LOG_NOTICE, "session restored: session=%s uid=%u "
+		       "leader=%d service=%s; if its login is confined, it "
+		       "must log in again to read %s", info.id,
+		       (unsigned int)info.uid, (int)info.leader, info.service,
+		       d->config->secrets_mount);
 		return;
 	}
 	(void)end_session_locked(d, &info, REASON_LEADER_EXITED, &revoked);
