@@ -213,6 +213,12 @@ check_contains login_confined "$(cat "$KI_WORK/login.out")" "NoNewPrivs:	1"
 check_contains login_has_session "$(cat "$KI_WORK/login.out")" "session="
 check_contains session_in_journal \
 	"$(inside journalctl -u keyholed --no-pager -o cat)" "session opened"
+# The confined su closes the session at logout, although the profile
+# hides /etc/keyhole/pam_keyhole.conf from it by then.
+check_contains session_closed_at_logout \
+	"$(inside journalctl -u keyholed --no-pager -o cat)" "session closed"
+check_contains pam_close_logged \
+	"$(inside journalctl --no-pager -o cat -t su)" "closed for user agent"
 
 # A read without a permit is a denial, logged at notice.
 inside su -l agent -c 'cat /run/secrets/local/report.netrc' >/dev/null 2>&1
