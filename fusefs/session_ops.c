@@ -478,6 +478,28 @@ static int reopen_leader(const struct kd_session_info *info)
 	return pidfd >= 0 ? pidfd : -ESRCH;
 }
 
+/*
+ * Landlock rules are bound to inodes. A confined login whose rule named
+ * the old mount itself, because secrets_mount shares its directory,
+ * cannot read the new mount until it logs in again; the log says so.
+ */
+static void log_restored(const struct kd_daemon *d,
+			 const struct kd_session_info *info)
+{
+	char rule[PATH_MAX];
+	bool stable = kh_confine_secrets_rule_path(d->config->secrets_mount,
+						   rule, sizeof(rule)) == 1;
+
+	kd_log(LOG_NOTICE, "session restored: session=%s uid=%u leader=%d "
+	       "service=%s%s%s%s", info->id, (unsigned int)info->uid,
+	       (int)info->leader, info->service,
+	       stable ? "" : "; if its login is confined, it must log in "
+			     "again to read ",
+	       stable ? "" : d->config->secrets_mount,
+	       stable ? "" : ", because it shares its directory with "
+			     "other entries");
+}
+
 /* Runs before any thread starts: keeps the session or ends it. */
 static void restore_one(struct kd_daemon *d, const char *id,
 			const json_t *record)
@@ -494,14 +516,7 @@ static void restore_one(struct kd_daemon *d, const char *id,
 	}
 	pidfd = reopen_leader(&info);
 	if (pidfd >= 0 && kd_sessions_add(d->sessions, &info, pidfd) == 0) {
-		/* NOTE: Landlock rules are bound to the inodes of the mount
-		 * they were made for, so a login confined before this start
-		 * cannot read the new mount until it logs in again. */
-		kd_log(LOG_NOTICE, "session restored: session=%s uid=%u "
-		       "leader=%d service=%s; if its login is confined, it "
-		       "must log in again to read %s", info.id,
-		       (unsigned int)info.uid, (int)info.leader, info.service,
-		       d->config->secrets_mount);
+		log_restored(d, &info);
 		return;
 	}
 	(void)end_session_locked(d, &info, REASON_LEADER_EXITED, &revoked);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <seccomp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -470,9 +471,20 @@ static int expand_variable(const struct kh_confine_vars *vars,
 		text = n > 0 ? value : NULL;
 		*in += 9;
 	} else if (strncmp(*in, "{secrets}", 9) == 0) {
+		char anchor[PATH_MAX];
+
 		text = vars->secrets_mount;
 		if (!text)
 			return 0;
+		/* A whole "{secrets}" entry may move to the stable parent. */
+		if (*used == 0 && (*in)[9] == '\0' &&
+		    kh_confine_secrets_rule_path(text, anchor,
+						 sizeof(anchor)) == 1) {
+			*in += 9;
+			if (append(out, size, used, anchor, strlen(anchor)) < 0)
+				goto too_long;
+			return 1;
+		}
 		*in += 9;
 	} else {
 		*reason = "unknown variable; use {uid}, {permits} or {secrets}";

@@ -116,9 +116,15 @@ wait_booted() {
 	return 1
 }
 
+# The package's config mounts at /run/keyhole/mnt/secrets, and
+# /run/secrets is a symlink to it.
 secrets_mounted() {
-	inside awk '$5 == "/run/secrets" && $9 == "fuse.keyhole" { found = 1 }
+	inside awk '$5 == "/run/keyhole/mnt/secrets" && $9 == "fuse.keyhole" { found = 1 }
 		END { exit !found }' /proc/self/mountinfo
+}
+
+login_ready() {
+	grep -q '^ready$' "$KI_WORK/long.out"
 }
 
 [ "$(id -u)" -eq 0 ] || abort root "run as root"
@@ -225,6 +231,27 @@ inside su -l agent -c 'cat /run/secrets/local/report.netrc' >/dev/null 2>&1
 check_equal unpermitted_read_fails "$?" 1
 check_contains denial_at_notice \
 	"$(inside journalctl -u keyholed --no-pager -o cat -p notice)" "denied"
+
+# A login confined before a restart reads the new mount: the profile's
+# rule names /run/keyhole/mnt, which outlives the mount.
+inside su -l agent -c 'read_once() { P=$(keyhole request --exec -- cat /run/secrets/local/report.netrc) && keyhole exec --permit "$P" -- cat /run/secrets/local/report.netrc; }; read_once; echo ready; while [ ! -e /tmp/keyhole-go ]; do sleep 0.1; done; read_once' \
+	>"$KI_WORK/long.out" 2>"$KI_WORK/long.err" &
+long_pid=$!
+tries=0
+while ! login_ready && [ "$tries" -lt 300 ]; do
+	sleep 0.1
+	tries=$((tries + 1))
+done
+inside systemctl restart keyholed
+check_equal active_after_restart "$(inside systemctl is-active keyholed)" active
+inside touch /tmp/keyhole-go
+wait "$long_pid"
+if [ "$(tail -n 1 "$KI_WORK/long.out")" = "$(cat "$KI_WORK/netrc")" ]; then
+	pass login_reads_after_restart
+else
+	fail login_reads_after_restart "$(cat "$KI_WORK/long.out" "$KI_WORK/long.err")"
+fi
+check_equal secrets_symlink "$(inside readlink /run/secrets)" /run/keyhole/mnt/secrets
 
 # 5. Reload, then stop: the mount goes with the service.
 inside systemctl reload keyholed

@@ -160,6 +160,10 @@ apply_tmpfiles() {
 			[ "$group" = - ] && group=root
 			ki_chroot install -d -m "$mode" -o "$user" -g "$group" "$path" ||
 				exit 1
+		done || return 1
+	awk '$1 == "L" { print $2, $7 }' "$conf" |
+		while read -r path target; do
+			ki_chroot ln -sfn "$target" "$path" || exit 1
 		done
 }
 

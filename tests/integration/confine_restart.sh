@@ -1,12 +1,13 @@
 #!/bin/sh
-# What a restart of keyholed does to processes confined before it. The
-# built-in agent profile puts its Landlock rule on the mount itself, and
-# a restarted keyholed mounts a new file system there, so a process
-# confined before the restart cannot read it any more. A profile that
-# also reads the mount's parent directory, which belongs to keyhole
-# alone, keeps working: that is the set-up docs/known-issues.md
-# describes. The mount lives under /run here, because the agent profile
-# already allows all of /tmp, which would hide the difference.
+# What a restart of keyholed does to processes confined before it.
+# Landlock ties a rule to an inode, and a restarted keyholed mounts a
+# new file system. When the mount point is the only entry of its
+# directory, profiles put the {secrets} rule on that directory, and a
+# process confined before the restart reads the new mount. When the
+# directory holds anything else, the rule names the mount itself, and
+# the process is cut off until it is confined again. The mount lives
+# under /run here, because the agent profile already allows all of
+# /tmp, which would hide the difference.
 set -u
 KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)
 . "$KH_ROOT/tests/lib.sh"
@@ -28,11 +29,9 @@ trap cleanup_anchor EXIT INT TERM
 sed -i "s|\"secrets_mount\": \"$KH_MOUNT\"|\"secrets_mount\": \"$anchor/mnt\"|" "$KH_CONFIG"
 KH_MOUNT="$anchor/mnt"
 
+# An empty profile directory pins the built-in agent profile.
 profiles="$KH_TMP/confine.d"
 mkdir -m 0755 "$profiles"
-printf '{"base": "agent", "filesystem": {"read": ["%s"]}}\n' "$anchor" \
-	>"$profiles/anchored.json"
-chmod 0644 "$profiles/anchored.json"
 
 kh_test_secret restart_secret "restart-"
 kh_write_policy "$(kh_agent_rule restart-read tool.restart restart_secret 120 5)"
@@ -59,24 +58,37 @@ confined_reader() {
 
 secret_path="$KH_MOUNT/local/restart_secret"
 secret_ok=$(kh_probe_output "$secret")
-confined_reader agent plain
-plain_pid=$!
-confined_reader anchored anchored
-anchored_pid=$!
-both_ready() {
-	grep -q '^ready$' "$out/plain.out" && grep -q '^ready$' "$out/anchored.out"
+ready() {
+	grep -q '^ready$' "$out/$1.out"
 }
-kh_wait_until 200 both_ready || fail readers_ready "$(cat "$out"/*.err)"
-check_equal plain_reads_before "$(head -n 1 "$out/plain.out")" "$secret_ok"
-check_equal anchored_reads_before "$(head -n 1 "$out/anchored.out")" "$secret_ok"
+rule_paths() {
+	as_agent "$KEYHOLE" confine show agent --profile-dir "$profiles" \
+		--config "$KH_CONFIG"
+}
+
+# Another entry beside the mount point: the rule names the mount.
+touch "$anchor/other"
+check_contains shared_rule_on_mount "$(rule_paths)" "\"$anchor/mnt\""
+confined_reader agent shared
+shared_pid=$!
+kh_wait_until 200 ready shared || fail shared_ready "$(cat "$out/shared.err")"
+rm "$anchor/other"
+
+# The mount point alone in its directory: the rule names the directory.
+check_contains alone_rule_on_parent "$(rule_paths)" "\"$anchor\""
+confined_reader agent alone
+alone_pid=$!
+kh_wait_until 200 ready alone || fail alone_ready "$(cat "$out/alone.err")"
+check_equal shared_reads_before "$(head -n 1 "$out/shared.out")" "$secret_ok"
+check_equal alone_reads_before "$(head -n 1 "$out/alone.out")" "$secret_ok"
 
 kh_stop
 kh_start || kh_abort restart "keyholed did not restart"
-touch "$out/plain.go" "$out/anchored.go"
-wait "$plain_pid"
-wait "$anchored_pid"
-check_equal plain_cut_off_after_restart "$(tail -n 1 "$out/plain.out")" "error EACCES"
-check_equal anchored_reads_after_restart "$(tail -n 1 "$out/anchored.out")" "$secret_ok"
+touch "$out/shared.go" "$out/alone.go"
+wait "$shared_pid"
+wait "$alone_pid"
+check_equal shared_cut_off_after_restart "$(tail -n 1 "$out/shared.out")" "error EACCES"
+check_equal alone_reads_after_restart "$(tail -n 1 "$out/alone.out")" "$secret_ok"
 
 kh_check_daemon_log daemon_log_clean
 exit "$KH_FAILED"

@@ -45,6 +45,17 @@ struct kh_confine_vars {
 	const char *secrets_mount;
 };
 
+/*
+ * Writes into out the path that a Landlock rule for the secrets mount
+ * names: the mount's parent directory when that is a root-owned
+ * directory, not writable by group or others, whose only entry is the
+ * mount point, else the mount itself. A rule on the parent still matches
+ * after keyholed restarts and mounts a new file system; a rule on the
+ * mount does not. Profiles expand a path that is exactly "{secrets}"
+ * this way. Returns 1 for the parent, 0 for the mount, or -ENAMETOOLONG.
+ */
+int kh_confine_secrets_rule_path(const char *mount, char *out, size_t size);
+
 /* An effective profile after defaults, file contents and expansion. */
 struct kh_confine_profile;
 
