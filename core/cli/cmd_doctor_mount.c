@@ -4,11 +4,13 @@
  * FUSE daemon hangs. keyholed (fusefs/fs.c) mounts with fsname and
  * subtype "keyhole" and the options checked below.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd_doctor.h"
+#include "keyhole/confine.h"
 
 #define MOUNTINFO "/proc/self/mountinfo"
 #define FSTYPE "fuse.keyhole"
@@ -136,8 +138,35 @@ static const char *missing_option(const char *options,
 	return NULL;
 }
 
+/*
+ * Whether confined logins keep reading the mount after a restart of
+ * keyholed: only when profiles can put the rule on a directory that
+ * holds nothing but the mount point.
+ */
+static void check_layout(struct kh_doctor *d)
+{
+	const char *path = d->config->secrets_mount;
+	char rule[PATH_MAX];
+
+	if (kh_confine_secrets_rule_path(path, rule, sizeof(rule)) == 1) {
+		kh_doctor_pass(d, "mount layout", "%s is alone in %s, which "
+			       "confinement profiles name, so confined logins "
+			       "keep it across restarts", path, rule);
+		return;
+	}
+	kh_doctor_problem(d, KH_DOCTOR_WARN, "mount layout",
+			  "secrets_mount shares its directory with other "
+			  "entries, so a restart of keyholed cuts confined "
+			  "logins off it until they log in again",
+			  "set secrets_mount to a mount point alone in a "
+			  "root-owned directory, such as "
+			  "/run/keyhole/mnt/secrets, with /run/secrets a "
+			  "symlink to it");
+}
+
 void kh_doctor_check_mount(struct kh_doctor *d)
 {
+	check_layout(d);
 	const char *path = d->config->secrets_mount;
 	char text[KH_DOCTOR_TEXT_MAX];
 	struct mount_entry entry;

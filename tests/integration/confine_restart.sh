@@ -66,9 +66,15 @@ rule_paths() {
 		--config "$KH_CONFIG"
 }
 
+doctor_layout() {
+	"$KEYHOLE" doctor --config "$KH_CONFIG" --no-backends 2>&1 |
+		grep '^[a-z]*  mount layout:' | cut -c1-4
+}
+
 # Another entry beside the mount point: the rule names the mount.
 touch "$anchor/other"
 check_contains shared_rule_on_mount "$(rule_paths)" "\"$anchor/mnt\""
+check_equal doctor_warns_shared_layout "$(doctor_layout)" warn
 confined_reader agent shared
 shared_pid=$!
 kh_wait_until 200 ready shared || fail shared_ready "$(cat "$out/shared.err")"
@@ -76,6 +82,7 @@ rm "$anchor/other"
 
 # The mount point alone in its directory: the rule names the directory.
 check_contains alone_rule_on_parent "$(rule_paths)" "\"$anchor\""
+check_equal doctor_passes_alone_layout "$(doctor_layout)" pass
 confined_reader agent alone
 alone_pid=$!
 kh_wait_until 200 ready alone || fail alone_ready "$(cat "$out/alone.err")"
