@@ -105,7 +105,7 @@ static int store_session_id(pam_handle_t *pamh, const char *id)
 	return rc;
 }
 
-/* What close_session needs from the settings that open_session read. */
+/* The settings that close_session needs, as open_session read them. */
 struct close_data {
 	char socket[PATH_MAX];
 	enum kh_pam_fail_mode fail;
@@ -114,9 +114,9 @@ struct close_data {
 };
 
 /*
- * Stores the settings for close_session. registered tells whether a
- * session was registered; when it was not, close_session has nothing
- * to do and stays quiet.
+ * Stores the settings for close_session. registered is false when no
+ * session was registered, so that close_session has nothing to do and
+ * logs nothing.
  */
 static void store_close_data(pam_handle_t *pamh, const struct kh_pam_args *args,
 			     bool registered)

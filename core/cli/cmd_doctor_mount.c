@@ -139,9 +139,9 @@ static const char *missing_option(const char *options,
 }
 
 /*
- * Whether confined logins keep reading the mount after a restart of
- * keyholed: only when profiles can put the rule on a directory that
- * holds nothing but the mount point.
+ * Reports whether confined logins keep reading the mount after a
+ * restart of keyholed, which needs a directory that contains nothing
+ * but the mount point for the profiles' rule.
  */
 static void check_layout(struct kh_doctor *d)
 {
