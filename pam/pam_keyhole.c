@@ -111,6 +111,10 @@ struct close_data {
 	enum kh_pam_fail_mode fail;
 	bool debug;
 	bool registered; /* false: open_session failed under fail=open */
+	/* The account as open_session found it: the confined process may
+	 * not read a /etc/passwd that was replaced after the login. */
+	uid_t uid;
+	char name[256];
 };
 
 /*
@@ -119,16 +123,19 @@ struct close_data {
  * logs nothing.
  */
 static void store_close_data(pam_handle_t *pamh, const struct kh_pam_args *args,
-			     bool registered)
+			     const struct passwd *pw, bool registered)
 {
 	struct close_data *data = calloc(1, sizeof(*data));
 	int rc;
 
-	if (!data || strlen(args->socket) >= sizeof(data->socket)) {
+	if (!data || strlen(args->socket) >= sizeof(data->socket) ||
+	    strlen(pw->pw_name) >= sizeof(data->name)) {
 		free(data);
 		return;
 	}
 	memcpy(data->socket, args->socket, strlen(args->socket) + 1);
+	memcpy(data->name, pw->pw_name, strlen(pw->pw_name) + 1);
+	data->uid = pw->pw_uid;
 	data->fail = args->fail;
 	data->debug = args->debug;
 	data->registered = registered;
@@ -218,16 +225,17 @@ static int confine(pam_handle_t *pamh, const struct kh_pam_args *args,
  * stays bound to a session that never opened.
  */
 static void abandon_session(pam_handle_t *pamh, const struct kh_pam_args *args,
-			    const struct kh_pam_session *s, uid_t uid)
+			    const struct kh_pam_session *s,
+			    const struct passwd *pw)
 {
 	struct kh_err err = { { 0 } };
 	long long revoked = 0;
 
 	unexport_env(pamh);
 	(void)pam_set_data(pamh, KH_PAM_DATA_SESSION, NULL, NULL);
-	store_close_data(pamh, args, false);
-	if (kh_pam_session_close(args->socket, s->id, uid, true, &revoked,
-				 &err) < 0)
+	store_close_data(pamh, args, pw, false);
+	if (kh_pam_session_close(args->socket, s->id, pw->pw_uid, true,
+				 &revoked, &err) < 0)
 		pam_syslog(pamh, LOG_ERR, "closing session %s after the "
 			   "failed confinement failed: %s", s->id, err.msg);
 }
@@ -255,21 +263,21 @@ static int open_agent_session(pam_handle_t *pamh,
 			   err.msg, down ? "; start keyholed (systemctl start "
 			   "keyholed), or fix socket= if it listens elsewhere"
 			   : "");
-		store_close_data(pamh, args, false);
+		store_close_data(pamh, args, pw, false);
 		return failure(pamh, args, "session_open");
 	}
 
 	if (export_env(pamh, args, &session) != PAM_SUCCESS ||
 	    store_session_id(pamh, session.id) != PAM_SUCCESS) {
-		abandon_session(pamh, args, &session, pw->pw_uid);
+		abandon_session(pamh, args, &session, pw);
 		return failure(pamh, args, "exporting the session");
 	}
 
 	/* Stored before confining, which hides the config file. */
-	store_close_data(pamh, args, true);
+	store_close_data(pamh, args, pw, true);
 	if (confine(pamh, args, pw, &session, summary, sizeof(summary)) < 0) {
 		if (args->fail == KH_PAM_FAIL_CLOSED)
-			abandon_session(pamh, args, &session, pw->pw_uid);
+			abandon_session(pamh, args, &session, pw);
 		return failure(pamh, args, "confinement");
 	}
 
@@ -415,9 +423,7 @@ static int close_with_saved(pam_handle_t *pamh, const struct close_data *saved)
 		.debug = saved->debug,
 	};
 	const char *id = stored_session(pamh);
-	struct passwd pw;
-	char *pw_buf = NULL;
-	int rc;
+	struct passwd pw = { 0 };
 
 	if (!saved->registered || !id) {
 		if (saved->debug)
@@ -425,12 +431,10 @@ static int close_with_saved(pam_handle_t *pamh, const struct close_data *saved)
 				   "in this PAM handle, nothing to close");
 		return PAM_SUCCESS;
 	}
-	if (kh_pam_lookup_user(pamh, &pw, &pw_buf) < 0)
-		rc = failure(pamh, &args, "looking up the user");
-	else
-		rc = close_agent_session(pamh, &args, &pw, id);
-	free(pw_buf);
-	return rc;
+	/* The cast is safe: close_agent_session only reads the name. */
+	pw.pw_name = (char *)saved->name;
+	pw.pw_uid = saved->uid;
+	return close_agent_session(pamh, &args, &pw, id);
 }
 
 PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,

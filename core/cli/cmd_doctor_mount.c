@@ -4,10 +4,12 @@
  * FUSE daemon hangs. keyholed (fusefs/fs.c) mounts with fsname and
  * subtype "keyhole" and the options checked below.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd_doctor.h"
 #include "keyhole/confine.h"
@@ -146,8 +148,21 @@ static const char *missing_option(const char *options,
 static void check_layout(struct kh_doctor *d)
 {
 	const char *path = d->config->secrets_mount;
-	char rule[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	char rule[PATH_MAX], parent[PATH_MAX];
+	struct stat st;
 
+	/* keyholed creates a missing parent with the mount point alone in it. */
+	if (slash && slash > path && (size_t)(slash - path) < sizeof(parent)) {
+		memcpy(parent, path, (size_t)(slash - path));
+		parent[slash - path] = '\0';
+		if (lstat(parent, &st) < 0 && errno == ENOENT) {
+			kh_doctor_pass(d, "mount layout", "%s does not exist "
+				       "yet; keyholed creates it with only the "
+				       "mount point in it", parent);
+			return;
+		}
+	}
 	if (kh_confine_secrets_rule_path(path, rule, sizeof(rule)) == 1) {
 		kh_doctor_pass(d, "mount layout", "%s is alone in %s, which "
 			       "confinement profiles name, so confined logins "

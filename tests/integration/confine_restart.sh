@@ -98,4 +98,8 @@ check_equal shared_cut_off_after_restart "$(tail -n 1 "$out/shared.out")" "error
 check_equal alone_reads_after_restart "$(tail -n 1 "$out/alone.out")" "$secret_ok"
 
 kh_check_daemon_log daemon_log_clean
+
+# Before keyholed first creates the directory, the layout is not shared.
+rmdir "$anchor/mnt" "$anchor"
+check_equal doctor_passes_missing_layout "$(doctor_layout)" pass
 exit "$KH_FAILED"

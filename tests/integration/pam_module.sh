@@ -294,12 +294,13 @@ check_equal conf_missing_explicit_fails "$(out_line conf_missing 'open_session: 
 	"14 Cannot make/remove an entry for the specified session"
 
 # The profile hides the config file from the confined login, as the
-# agent profile hides /etc/keyhole. close_session must still close with
-# the settings open_session read, and must not read the file again.
+# agent profile hides /etc/keyhole, and /etc/passwd, as a useradd that
+# replaces the file after the login does. close_session must still
+# close with the settings and the account that open_session read.
 mkdir -p "$KH_TMP/hidden" "$KH_TMP/hide.d"
 printf 'user = daemon\nsocket = %s\nprofile = hideconf\nprofile_dir = %s\n' \
 	"$KH_SOCKET" "$KH_TMP/hide.d" >"$KH_TMP/hidden/pam.conf"
-printf '{"base": "agent", "filesystem": {"exclude": ["%s"]}}\n' \
+printf '{"base": "agent", "filesystem": {"exclude": ["%s", "/etc/passwd"]}}\n' \
 	"$KH_TMP/hidden" >"$KH_TMP/hide.d/hideconf.json"
 chmod 0644 "$KH_TMP/hidden/pam.conf" "$KH_TMP/hide.d/hideconf.json"
 service conf_hidden conf="$KH_TMP/hidden/pam.conf"
