@@ -18,43 +18,13 @@ set -u
 KI_HERE=$(CDPATH='' cd "$(dirname "$0")" && pwd)
 KH_ROOT=$(CDPATH='' cd "$KI_HERE/../.." && pwd)
 . "$KI_HERE/chroot.sh"
+KI_PREFIX=boot
+. "$KI_HERE/checks.sh"
 
 KI_SUITE=${KI_SUITE:-bookworm}
 KI_CACHE=${KI_CACHE:-$KH_ROOT/build/install-test}
 KB_NSPAWN_PID=
 KB_INIT=
-passed=0
-failed=0
-
-pass() {
-	echo "PASS: boot/$1"
-	passed=$((passed + 1))
-}
-
-fail() {
-	echo "FAIL: boot/$1: $2"
-	failed=$((failed + 1))
-}
-
-check_equal() {
-	if [ "$2" = "$3" ]; then
-		pass "$1"
-	else
-		fail "$1" "expected \"$3\", got \"$2\""
-	fi
-}
-
-check_contains() {
-	case $2 in
-	*"$3"*) pass "$1" ;;
-	*) fail "$1" "expected \"$3\" in: $(printf '%s' "$2" | tail -n 5)" ;;
-	esac
-}
-
-abort() {
-	fail "$1" "$2"
-	exit 1
-}
 
 # inside COMMAND...: runs COMMAND in the booted container's namespaces
 # with a clean environment, as an admin's root shell there would.
@@ -154,9 +124,9 @@ pass packages_installed
 rm -f "$KI_ROOT/usr/sbin/policy-rc.d"
 
 # 2. Boot, with the host's /dev/fuse as the container's. nspawn puts
-# its own system call filter on the whole container, and that filter
-# lacks pidfd_getfd(2), which keyholed uses to check a caller's permit
-# descriptors; the unit's own filter allows it.
+# its own system call filter on the whole container. That filter lacks
+# pidfd_getfd(2), which keyholed uses to check a caller's permit
+# descriptors, so it is added here; the unit's own filter allows it.
 systemd-nspawn -q --keep-unit --register=no -b --bind=/dev/fuse \
 	--system-call-filter=pidfd_getfd \
 	-D "$KI_ROOT" >"$KI_WORK/console.log" 2>&1 &

@@ -17,6 +17,8 @@ set -u
 KI_HERE=$(CDPATH='' cd "$(dirname "$0")" && pwd)
 KH_ROOT=$(CDPATH='' cd "$KI_HERE/../.." && pwd)
 . "$KI_HERE/chroot.sh"
+KI_PREFIX=install
+. "$KI_HERE/checks.sh"
 
 KI_SUITE=${KI_SUITE:-bookworm}
 KI_CACHE=${KI_CACHE:-$KH_ROOT/build/install-test}
@@ -25,57 +27,6 @@ KI_SECRET_NAME=install_token
 KI_DAEMON_PID=
 KI_FINISHED=no
 KI_STARTED=$(date +%s)
-passed=0
-failed=0
-
-pass() {
-	echo "PASS: install/$1"
-	passed=$((passed + 1))
-}
-
-fail() {
-	echo "FAIL: install/$1: $2"
-	failed=$((failed + 1))
-}
-
-# check NAME COMMAND...: passes when COMMAND exits 0. A failure shows
-# the last lines of the command's output.
-check() {
-	name=$1
-	shift
-	if "$@" >"$KI_WORK/check.out" 2>&1; then
-		pass "$name"
-	else
-		fail "$name" "$* failed: $(tail -n 3 "$KI_WORK/check.out" | tr '\n' ' ')"
-	fi
-}
-
-check_equal() {
-	if [ "$2" = "$3" ]; then
-		pass "$1"
-	else
-		fail "$1" "expected \"$3\", got \"$2\""
-	fi
-}
-
-# check_contains NAME TEXT EXPECTED: passes when TEXT contains EXPECTED.
-check_contains() {
-	case $2 in
-	*"$3"*) pass "$1" ;;
-	*) fail "$1" "expected \"$3\" in: $2" ;;
-	esac
-}
-
-# abort NAME WHY [LOG]: a failure that leaves nothing else to test. Shows
-# the end of LOG and exits, and the EXIT trap cleans up.
-abort() {
-	fail "$1" "$2"
-	if [ -n "${3:-}" ] && [ -f "$3" ]; then
-		echo "--- last 30 lines of $(basename "$3") ---" >&2
-		tail -n 30 "$3" >&2
-	fi
-	exit 1
-}
 
 # stop_daemon: SIGTERM, then SIGKILL if keyholed is still there after
 # 10 s, so a hung broker cannot hang the test.
