@@ -479,9 +479,10 @@ static int reopen_leader(const struct kd_session_info *info)
 }
 
 /*
- * Landlock rules are bound to inodes. A confined login whose rule named
- * the old mount itself, because secrets_mount shares its directory,
- * cannot read the new mount until it logs in again; the log says so.
+ * Logs a restored session. Landlock rules are bound to inodes, so a
+ * confined login whose rule named the old mount itself (secrets_mount
+ * shares its directory) cannot read the new mount until it logs in
+ * again, and the log line states that.
  */
 static void log_restored(const struct kd_daemon *d,
 			 const struct kd_session_info *info)

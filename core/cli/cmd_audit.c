@@ -170,9 +170,9 @@ static int first_kid(const json_t *record, void *ctx)
 }
 
 /*
- * After a key rotation the pinned current key cannot check seq 1, and
- * the first key is in the retired directory beside it. Names that file
- * when it exists, so the auditor knows which key to pin.
+ * Prints the path of the log's first audit key when it is in the
+ * retired directory beside key_path. After a key rotation the current
+ * key cannot check seq 1, and the auditor needs the first key to pin.
  */
 static void hint_first_key(const char *dir, const char *key_path)
 {

@@ -50,7 +50,7 @@ static bool check_socket_file(struct kh_doctor *d, const char *path)
 		return false;
 	}
 
-	/* Whoever can write the directory can replace the socket. */
+	/* A user who can write the directory can replace the socket. */
 	(void)snprintf(copy, sizeof(copy), "%s", path);
 	if (stat(dirname(copy), &st) == 0 && (st.st_mode & 0022)) {
 		(void)snprintf(text, sizeof(text), "directory %s has mode "

@@ -31,7 +31,7 @@ void kh_dpr_chain_init(struct dpr_chain *chain);
 /* Frees the handed-over key and resets chain to its initial state. */
 void kh_dpr_chain_free(struct dpr_chain *chain);
 
-/* Frees the handed-over key and forgets the keys, keeping seq and hash. */
+/* Frees the handed-over key and clears both key pointers, keeping seq and hash. */
 void kh_dpr_chain_free_keys(struct dpr_chain *chain);
 
 /* The key the next record must be signed with; NULL before seq 1. */

@@ -125,8 +125,8 @@ status=$?
 if [ "$status" -eq 0 ]; then
 	pass owner_revokes
 else
-	# The reply says why, for example not_found when a loaded machine
-	# took longer than the permit's 60 s ttl to get here.
+	# The reply gives the reason, for example not_found when a loaded
+	# machine took longer than the permit's 60 s ttl to get here.
 	fail owner_revokes "exit $status at $(date +%s): $(cat "$out/owner_revoke.out")"
 fi
 touch "$KH_TMP/revoked"

@@ -4,7 +4,7 @@
 # new file system. When the mount point is the only entry of its
 # directory, profiles put the {secrets} rule on that directory, and a
 # process confined before the restart reads the new mount. When the
-# directory holds anything else, the rule names the mount itself, and
+# directory contains anything else, the rule names the mount itself, and
 # the process is cut off until it is confined again. The mount lives
 # under /run here, because the agent profile already allows all of
 # /tmp, which would hide the difference.

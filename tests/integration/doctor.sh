@@ -4,7 +4,7 @@
 # check turns to fail (or warn), with exit status 1 for a failure.
 # Not covered: the "clock sync" warning cannot be forced without
 # changing the host's clock, so the test only requires that line to be
-# pass or warn; the "clock order" failure would need a log record from
+# pass or warn. The "clock order" failure would need a log record from
 # the future, which only keyholed can sign.
 set -u
 KH_ROOT=$(CDPATH='' cd "$(dirname "$0")/../.." && pwd)

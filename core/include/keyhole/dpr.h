@@ -162,7 +162,7 @@ struct kh_dpr_tail_report {
  * pinned public key, so that a health check stays quick on a large log.
  * It checks canonical form, v, hash, kid and sig of each record, and seq
  * and prev between neighbours. The first record checked is trusted for its own
- * seq and prev, unless it is seq 1, whose prev must be 64 zeros; run
+ * seq and prev, unless it is seq 1, whose prev must be 64 zeros. Run
  * kh_dpr_verify for the whole chain. A final line without a newline is
  * an append in progress and is not checked. Returns 0 when every
  * checked record verifies (also for an empty log), 1 when one is bad
@@ -175,10 +175,10 @@ int kh_dpr_verify_tail(const char *dir, const struct kh_key *key,
 	__attribute__((warn_unused_result));
 
 /*
- * kh_dpr_verify_tail for a log whose tail may start under an older
- * audit key: the first record checked may be signed by any of keys (the
- * current and the retired public keys), and later records follow the
- * key_rotate records as kh_dpr_verify does.
+ * Verifies the tail like kh_dpr_verify_tail, for a log whose tail may
+ * start under an older audit key. The first record checked may be signed
+ * by any of keys (the current and the retired public keys). Later
+ * records follow the key_rotate records as kh_dpr_verify does.
  */
 int kh_dpr_verify_tail_keys(const char *dir,
 			    const struct kh_key *const *keys, size_t n_keys,
