@@ -29,9 +29,20 @@ trap cleanup_anchor EXIT INT TERM
 sed -i "s|\"secrets_mount\": \"$KH_MOUNT\"|\"secrets_mount\": \"$anchor/mnt\"|" "$KH_CONFIG"
 KH_MOUNT="$anchor/mnt"
 
-# An empty profile directory pins the built-in agent profile.
+# The built-in agent profile runs programs only from the system
+# directories, and the confined shell below runs keyhole from the build
+# tree, wherever the checkout lives. So the test's profile is the agent
+# profile plus the build tree, and its {secrets} rule is the agent's.
 profiles="$KH_TMP/confine.d"
 mkdir -m 0755 "$profiles"
+cat >"$profiles/restart-test.json" <<JSON
+{
+  "base": "agent",
+  "description": "agent, plus the test's build tree",
+  "filesystem": {"read_exec": ["$KH_BUILD"]}
+}
+JSON
+chmod 0644 "$profiles/restart-test.json"
 
 kh_test_secret restart_secret "restart-"
 kh_write_policy "$(kh_agent_rule restart-read tool.restart restart_secret 120 5)"
@@ -61,8 +72,17 @@ secret_ok=$(kh_probe_output "$secret")
 ready() {
 	grep -q '^ready$' "$out/$1.out"
 }
+# reader_check NAME TAG LINE EXPECTED: like check_equal, and on failure
+# shows what the confined reader TAG wrote to stderr.
+reader_check() {
+	if [ "$3" = "$4" ]; then
+		pass "$1"
+	else
+		fail "$1" "expected \"$4\", got \"$3\"; stderr: $(cat "$out/$2.err")"
+	fi
+}
 rule_paths() {
-	as_agent "$KEYHOLE" confine show agent --profile-dir "$profiles" \
+	as_agent "$KEYHOLE" confine show restart-test --profile-dir "$profiles" \
 		--config "$KH_CONFIG"
 }
 
@@ -75,7 +95,7 @@ doctor_layout() {
 touch "$anchor/other"
 check_contains shared_rule_on_mount "$(rule_paths)" "\"$anchor/mnt\""
 check_equal doctor_warns_shared_layout "$(doctor_layout)" warn
-confined_reader agent shared
+confined_reader restart-test shared
 shared_pid=$!
 kh_wait_until 200 ready shared || fail shared_ready "$(cat "$out/shared.err")"
 rm "$anchor/other"
@@ -83,19 +103,19 @@ rm "$anchor/other"
 # The mount point alone in its directory: the rule names the directory.
 check_contains alone_rule_on_parent "$(rule_paths)" "\"$anchor\""
 check_equal doctor_passes_alone_layout "$(doctor_layout)" pass
-confined_reader agent alone
+confined_reader restart-test alone
 alone_pid=$!
 kh_wait_until 200 ready alone || fail alone_ready "$(cat "$out/alone.err")"
-check_equal shared_reads_before "$(head -n 1 "$out/shared.out")" "$secret_ok"
-check_equal alone_reads_before "$(head -n 1 "$out/alone.out")" "$secret_ok"
+reader_check shared_reads_before shared "$(head -n 1 "$out/shared.out")" "$secret_ok"
+reader_check alone_reads_before alone "$(head -n 1 "$out/alone.out")" "$secret_ok"
 
 kh_stop
 kh_start || kh_abort restart "keyholed did not restart"
 touch "$out/shared.go" "$out/alone.go"
 wait "$shared_pid"
 wait "$alone_pid"
-check_equal shared_cut_off_after_restart "$(tail -n 1 "$out/shared.out")" "error EACCES"
-check_equal alone_reads_after_restart "$(tail -n 1 "$out/alone.out")" "$secret_ok"
+reader_check shared_cut_off_after_restart shared "$(tail -n 1 "$out/shared.out")" "error EACCES"
+reader_check alone_reads_after_restart alone "$(tail -n 1 "$out/alone.out")" "$secret_ok"
 
 kh_check_daemon_log daemon_log_clean
 
