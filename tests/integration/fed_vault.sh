@@ -150,7 +150,7 @@ check_contains revoked_dynamic_creds_read "$creds" '"username":"v-jwt-readonly-'
 lease=$(tail -n 1 "$KH_TMP/vault-audit.jsonl" | "$KH_PYTHON" -I -c \
 	'import json,sys; print(json.load(sys.stdin).get("lease_id", ""))')
 check revoked_dynamic_lease_alive lease_alive "$lease"
-as_agent "$KEYHOLE" revoke --socket "$KH_SOCKET" "$jti" >"$out/revoke.out" 2>&1
+as_agent "$KEYHOLE" revoke --socket "$KH_SOCKET" -- "$jti" >"$out/revoke.out" 2>&1
 status=$?
 if [ "$status" -eq 0 ]; then
 	pass revoke_dynamic_permit
