@@ -290,7 +290,8 @@ static json_t *finish_request(struct kd_daemon *d, struct mint_job *job)
 	if (job->decision.effect != KH_EFFECT_PERMIT) {
 		kd_log_denial(job->agent.uid, "request",
 			      "request denied: uid=%u pid=%d rule=%s seq=%llu "
-			      "reason=%s", uid, pid, job->decision.rule,
+			      "reason=%s", uid, pid,
+			      job->decision.rule[0] ? job->decision.rule : "-",
 			      (unsigned long long)job->seq,
 			      job->decision.reason);
 		return reply_denied(job->decision.reason, job->decision.rule,
@@ -424,7 +425,8 @@ json_t *kd_mint_request(struct kd_daemon *d, const struct kd_peer *peer,
 		/* The decision was made but could not be logged. */
 		kd_log(LOG_ERR, "request denied: uid=%u pid=%d rule=%s: audit "
 		       "log write failed", (unsigned int)peer->uid,
-		       (int)peer->pid, job.decision.rule);
+		       (int)peer->pid,
+		       job.decision.rule[0] ? job.decision.rule : "-");
 		reply = reply_denied("audit log write failed",
 				     job.decision.rule, 0);
 	} else if (r < 0) {

@@ -78,6 +78,15 @@ as_agent "$KEYHOLE" request --socket "$KH_SOCKET" --action "$large" \
 	>"$out/large.out" 2>"$out/large.err"
 check_equal charge_50000_exit_status "$?" 1
 check_contains charge_50000_denied_by_rule "$(cat "$out/large.err")" deny-large-charges
+check denial_log_names_rule grep -q "request denied: .* rule=deny-large-charges " "$KH_LOG"
+
+# An action that no rule matches: the log line shows rule=- for the
+# default deny.
+as_agent "$KEYHOLE" request --socket "$KH_SOCKET" \
+	--action '{"type":"tool_call","tool":"no.such.tool"}' \
+	>"$out/unmatched.out" 2>"$out/unmatched.err"
+check_equal unmatched_exit_status "$?" 1
+check default_deny_logs_rule_dash grep -q "request denied: .* rule=- .*reason=no rule matched" "$KH_LOG"
 
 # No permit held at all.
 result=$(as_agent "$KH_PYTHON" -I "$KH_SUPPORT/probe.py" read "$stripe_path")
