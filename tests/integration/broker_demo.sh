@@ -124,8 +124,9 @@ holder_ready() {
 	grep -q '^ready$' "$out/revoked.out"
 }
 kh_wait_until 200 holder_ready || fail revoke_holder_ready "the holder never started"
-# One jti in 64 starts with '-', so the jti goes after --. Exit 1 is a
-# denial, where a usage error would exit 2.
+
+# A random jti starts with '-' about one time in 64, so it goes after
+# --. Exit 1 is a denial, where a usage error would exit 2.
 as_other "$KEYHOLE" revoke --socket "$KH_SOCKET" -- "$jti" >"$out/revoke.out" 2>&1
 check_equal other_uid_revoke_denied "$?" 1
 check_contains other_uid_revoke_reason "$(cat "$out/revoke.out")" "only the permit's owner"

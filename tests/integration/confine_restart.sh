@@ -29,10 +29,9 @@ trap cleanup_anchor EXIT INT TERM
 sed -i "s|\"secrets_mount\": \"$KH_MOUNT\"|\"secrets_mount\": \"$anchor/mnt\"|" "$KH_CONFIG"
 KH_MOUNT="$anchor/mnt"
 
-# The built-in agent profile runs programs only from the system
-# directories, and the confined shell below runs keyhole from the build
-# tree, wherever the checkout lives. So the test's profile is the agent
-# profile plus the build tree, and its {secrets} rule is the agent's.
+# The agent profile runs programs only from the system directories and
+# /tmp, so the test's profile adds the build tree to the agent profile.
+# Its {secrets} rule stays the agent's.
 profiles="$KH_TMP/confine.d"
 mkdir -m 0755 "$profiles"
 cat >"$profiles/restart-test.json" <<JSON
@@ -72,6 +71,7 @@ secret_ok=$(kh_probe_output "$secret")
 ready() {
 	grep -q '^ready$' "$out/$1.out"
 }
+
 # reader_check NAME TAG LINE EXPECTED: like check_equal, and on failure
 # shows what the confined reader TAG wrote to stderr.
 reader_check() {
@@ -81,6 +81,7 @@ reader_check() {
 		fail "$1" "expected \"$4\", got \"$3\"; stderr: $(cat "$out/$2.err")"
 	fi
 }
+
 rule_paths() {
 	as_agent "$KEYHOLE" confine show restart-test --profile-dir "$profiles" \
 		--config "$KH_CONFIG"
